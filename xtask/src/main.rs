@@ -1,11 +1,11 @@
 //! `cargo xtask <command>`: the project's set-up, demo and test commands.
 //!
-//! * `setup`      create `.venv` with PyPI `torch==2.13.0` (libtorch for `tch`)
-//!                and the stable link `.venv/libtorch` that `.cargo/config.toml` points at
-//! * `fetch-data` download MovieLens-100K (RecBole atomic files shipped in the
-//!                `recbole==1.2.1` wheel) into `.cache/data/ml-100k` and check its row counts
-//! * `demo`       setup + fetch-data, then run the demo example (release build)
-//! * `test`       setup + fetch-data, then the whole test suite
+//! * `setup`: create `.venv` with PyPI `torch==2.13.0` (libtorch for `tch`)
+//!   and the stable link `.venv/libtorch` that `.cargo/config.toml` points at
+//! * `fetch-data`: download MovieLens-100K (RecBole atomic files shipped in
+//!   the `recbole==1.2.1` wheel) into `.cache/data/ml-100k`, check row counts
+//! * `demo`: setup + fetch-data, then run the demo example (release build)
+//! * `test`: setup + fetch-data, then the whole test suite
 //!
 //! Every step is idempotent: a second run downloads and rebuilds nothing.
 //! Needs only the standard library, so it builds in seconds and never links libtorch.

@@ -6,7 +6,7 @@
 //! `cargo:rustc-link-arg` does not propagate to dependents, so each such
 //! package has a `build.rs` that calls [`link_libtorch`]:
 //!
-//! ```no_run
+//! ```text
 //! // build.rs
 //! fn main() {
 //!     graft_build::link_libtorch();

@@ -14,11 +14,31 @@ use crate::read::LoadReport;
 /// non-negative integer (so MovieLens user `1` is dense `0` and P5 item `345`
 /// is dense `344` when ids are contiguous), lexicographically otherwise
 /// (ISBNs, ASINs). The order therefore never depends on file order.
+///
+/// Serialised as its raw ids only; deserialising rebuilds the lookup index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "IdMapRaw")]
 pub struct IdMap {
     raw: Vec<String>,
     #[serde(skip)]
     index: HashMap<String, u32>,
+}
+
+/// The serialised form of [`IdMap`].
+#[derive(Deserialize)]
+struct IdMapRaw {
+    raw: Vec<String>,
+}
+
+impl From<IdMapRaw> for IdMap {
+    fn from(r: IdMapRaw) -> Self {
+        let mut map = IdMap {
+            raw: r.raw,
+            index: HashMap::new(),
+        };
+        map.rebuild_index();
+        map
+    }
 }
 
 impl IdMap {
