@@ -13,7 +13,13 @@ use graft::graph::BipartiteGraph;
 fn datasets() -> Vec<(String, Dataset)> {
     let mut out = Vec::new();
     for users in [1_000usize, 10_000] {
-        let cfg = SyntheticConfig { users, items: users / 2, clusters: 8, interactions_per_user: 20, ..Default::default() };
+        let cfg = SyntheticConfig {
+            users,
+            items: users / 2,
+            clusters: 8,
+            interactions_per_user: 20,
+            ..Default::default()
+        };
         if let Ok(s) = planted_clusters(&cfg) {
             out.push((format!("synthetic-{users}"), s.dataset));
         }
@@ -31,7 +37,10 @@ fn datasets() -> Vec<(String, Dataset)> {
 
 fn bench_graph(c: &mut Criterion) {
     let mut group = c.benchmark_group("normalized_adjacency");
-    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
     for (name, ds) in datasets() {
         let loo = LeaveOneOut::new(&ds);
         let edges: Vec<(u32, u32)> = loo.train_edges().collect();

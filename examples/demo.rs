@@ -60,10 +60,18 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         Some(f) => f,
         None => Format::detect(&args.data)?,
     };
-    let opts = if args.lenient { LoadOptions::lenient() } else { LoadOptions::default() };
+    let opts = if args.lenient {
+        LoadOptions::lenient()
+    } else {
+        LoadOptions::default()
+    };
     let ds = data::load(format, &args.data, &opts)?;
     let stats = ds.stats();
-    println!("# graft demo: {} ({format}) from {}", ds.name, args.data.display());
+    println!(
+        "# graft demo: {} ({format}) from {}",
+        ds.name,
+        args.data.display()
+    );
     println!(
         "users {}  items {}  interactions {}  density {:.5}  per user min/mean/max {}/{:.1}/{}  ratings {}  timestamps {}",
         stats.users, stats.items, stats.interactions, stats.density, stats.min_per_user,
@@ -78,18 +86,29 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         println!("  skipped {}:{}: {}", s.path.display(), s.line, s.reason);
     }
     if let Some(item) = ds.item_info.first() {
-        println!("item {:?}: title {:?}, genres {:?}, year {:?}", ds.items.raw(0), item.title, item.genres, item.year);
+        println!(
+            "item {:?}: title {:?}, genres {:?}, year {:?}",
+            ds.items.raw(0),
+            item.title,
+            item.genres,
+            item.year
+        );
     }
 
     // --- ELMRec protocol: leave-one-out, graph from train only ---
     let loo = LeaveOneOut::new(&ds);
     let sizes = loo.sizes();
-    println!("\n## leave-one-out (ELMRec/POD): train {}  valid {}  test {}", sizes.train, sizes.valid, sizes.test);
+    println!(
+        "\n## leave-one-out (ELMRec/POD): train {}  valid {}  test {}",
+        sizes.train, sizes.valid, sizes.test
+    );
     let graph = BipartiteGraph::from_edges(ds.n_users(), ds.n_items(), loo.train_edges())?;
     let norm = graph.normalized()?;
     println!(
         "train graph: {} nodes, {} distinct edges, normalised adjacency nnz {}",
-        graph.n_nodes(), graph.n_edges(), norm.nnz()
+        graph.n_nodes(),
+        graph.n_edges(),
+        norm.nnz()
     );
     println!("  user degrees: {}", graph.user_degree_stats());
     println!("  item degrees: {}", graph.item_degree_stats());
@@ -101,28 +120,43 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let popularity = graph.item_degrees();
     let mut eval = RankingEvaluator::new(&[5, 10])?;
     let bar = ProgressBar::new(loo.n_users() as u64).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} users, eta {eta}")?.progress_chars("=> "),
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} users, eta {eta}")?
+            .progress_chars("=> "),
     );
     bar.set_message("popularity baseline");
     for u in 0..loo.n_users() as u32 {
         bar.inc(1);
-        let Some(target) = loo.test[u as usize] else { continue };
+        let Some(target) = loo.test[u as usize] else {
+            continue;
+        };
         let negs = match sampler.sample(u, &loo.all_items(u), args.negatives) {
             Ok(n) => n,
             Err(data::DataError::NotEnoughNegatives { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        let neg_scores: Vec<f64> = negs.iter().map(|&i| popularity[i as usize] as f64).collect();
-        eval.push(Some(metrics::rank_of_positive(popularity[target as usize] as f64, &neg_scores)?))?;
+        let neg_scores: Vec<f64> = negs
+            .iter()
+            .map(|&i| popularity[i as usize] as f64)
+            .collect();
+        eval.push(Some(metrics::rank_of_positive(
+            popularity[target as usize] as f64,
+            &neg_scores,
+        )?))?;
     }
     bar.finish_and_clear();
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
     let pop = eval.report_with_ci(&boot)?;
-    println!("\npopularity baseline, {} test users x (1 + {} negatives), ties pessimistic:", pop.n_users, args.negatives);
+    println!(
+        "\npopularity baseline, {} test users x (1 + {} negatives), ties pessimistic:",
+        pop.n_users, args.negatives
+    );
     println!("| metric | value | 95% CI |\n|---|---|---|");
     for c in &pop.cutoffs {
         for (name, v, ci) in [("HR", c.hr, &c.hr_ci), ("NDCG", c.ndcg, &c.ndcg_ci)] {
-            let ci = ci.as_ref().map(|ci| format!("[{:.4}, {:.4}]", ci.lower, ci.upper)).unwrap_or_default();
+            let ci = ci
+                .as_ref()
+                .map(|ci| format!("[{:.4}, {:.4}]", ci.lower, ci.upper))
+                .unwrap_or_default();
             println!("| {name}@{} | {v:.4} | {ci} |", c.k);
         }
     }
@@ -130,7 +164,13 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     // --- ELCoRec protocol: CTR samples ordered by time, 8/1/1 ---
     let mut ctr_summary = None;
     if ds.has_ratings() {
-        let ctr = CtrSplit::new(&ds, &CtrConfig { seed: args.seed, ..CtrConfig::default() })?;
+        let ctr = CtrSplit::new(
+            &ds,
+            &CtrConfig {
+                seed: args.seed,
+                ..CtrConfig::default()
+            },
+        )?;
         let s = ctr.sizes();
         println!(
             "\n## CTR samples (ELCoRec/ReLLa, label {:?}, min history {}, order {:?}): train {} ({:.1}% positive)  valid {}  test {} ({:.1}% positive)",
@@ -144,11 +184,26 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             pos[x.item as usize] += f64::from(u8::from(x.label));
             cnt[x.item as usize] += 1.0;
         }
-        let probs: Vec<f64> = ctr.test.iter().map(|x| (pos[x.item as usize] + 5.0 * prior) / (cnt[x.item as usize] + 5.0)).collect();
+        let probs: Vec<f64> = ctr
+            .test
+            .iter()
+            .map(|x| (pos[x.item as usize] + 5.0 * prior) / (cnt[x.item as usize] + 5.0))
+            .collect();
         let labels: Vec<bool> = ctr.test.iter().map(|x| x.label).collect();
         let rep = metrics::ctr_report(&labels, &probs, metrics::DEFAULT_LOG_LOSS_EPS, Some(&boot))?;
-        let ci = |c: &Option<metrics::ConfidenceInterval>| c.as_ref().map(|c| format!("[{:.4}, {:.4}]", c.lower, c.upper)).unwrap_or_default();
-        println!("item-prior baseline on {} test samples: AUC {:.4} {}  LogLoss {:.4} {}", rep.n, rep.auc, ci(&rep.auc_ci), rep.log_loss, ci(&rep.log_loss_ci));
+        let ci = |c: &Option<metrics::ConfidenceInterval>| {
+            c.as_ref()
+                .map(|c| format!("[{:.4}, {:.4}]", c.lower, c.upper))
+                .unwrap_or_default()
+        };
+        println!(
+            "item-prior baseline on {} test samples: AUC {:.4} {}  LogLoss {:.4} {}",
+            rep.n,
+            rep.auc,
+            ci(&rep.auc_ci),
+            rep.log_loss,
+            ci(&rep.log_loss_ci)
+        );
         ctr_summary = Some((s, rep));
     } else {
         println!("\n(no ratings: CTR samples need them; skipped)");
@@ -162,8 +217,15 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         "popularity": pop, "seed": args.seed,
         "ctr": ctr_summary.map(|(s, r)| serde_json::json!({ "sizes": s, "item_prior": r })),
     });
-    data::read::atomic_write(&args.out, serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    println!("\nsummary written to {} ({:.2?} in all)", args.out.display(), t0.elapsed());
+    data::read::atomic_write(
+        &args.out,
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!(
+        "\nsummary written to {} ({:.2?} in all)",
+        args.out.display(),
+        t0.elapsed()
+    );
     Ok(())
 }
 
@@ -175,14 +237,19 @@ fn tch_check(norm: &graft::graph::sprs::CsMat<f32>) -> Result<(), Box<dyn Error>
     let a = coo.to_tch(tch::Device::Cpu)?;
     tch::manual_seed(0);
     let dim = 8;
-    let e = tch::Tensor::randn([coo.n as i64, dim as i64], (tch::Kind::Float, tch::Device::Cpu));
+    let e = tch::Tensor::randn(
+        [coo.n as i64, dim as i64],
+        (tch::Kind::Float, tch::Device::Cpu),
+    );
     let to_array = |t: &tch::Tensor| -> Result<Array2<f32>, Box<dyn Error>> {
         let v = Vec::<f32>::try_from(&t.flatten(0, -1))?;
         Ok(Array2::from_shape_vec((coo.n, dim), v)?)
     };
     let torch_out = to_array(&a.mm(&e))?;
     let sprs_out = norm * &to_array(&e)?;
-    let diff = (&torch_out - &sprs_out).iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let diff = (&torch_out - &sprs_out)
+        .iter()
+        .fold(0.0f32, |m, x| m.max(x.abs()));
     println!("  libtorch sparse COO x dense (d={dim}) vs sprs CSR: max |diff| {diff:.2e}");
     Ok(())
 }

@@ -6,10 +6,17 @@ use graft::graph::BipartiteGraph;
 
 #[test]
 fn validation_and_test_interactions_are_not_edges() {
-    let syn = planted_clusters(&SyntheticConfig { users: 150, items: 90, seed: 3, ..Default::default() }).expect("synthetic");
+    let syn = planted_clusters(&SyntheticConfig {
+        users: 150,
+        items: 90,
+        seed: 3,
+        ..Default::default()
+    })
+    .expect("synthetic");
     let ds = &syn.dataset;
     let loo = LeaveOneOut::new(ds);
-    let g = BipartiteGraph::from_edges(ds.n_users(), ds.n_items(), loo.train_edges()).expect("graph");
+    let g =
+        BipartiteGraph::from_edges(ds.n_users(), ds.n_items(), loo.train_edges()).expect("graph");
     let adj = g.adjacency();
     let edge = |u: u32, i: u32| {
         let (row, col) = (g.user_node(u).expect("user"), g.item_node(i).expect("item"));
@@ -17,7 +24,10 @@ fn validation_and_test_interactions_are_not_edges() {
     };
     for u in 0..ds.n_users() as u32 {
         // synthetic users never repeat an item, so held-out items must be absent
-        for held in [loo.valid[u as usize], loo.test[u as usize]].into_iter().flatten() {
+        for held in [loo.valid[u as usize], loo.test[u as usize]]
+            .into_iter()
+            .flatten()
+        {
             assert!(!edge(u, held), "user {u}: held-out item {held} is an edge");
         }
         for &i in &loo.train[u as usize] {
@@ -33,10 +43,17 @@ fn propagation_over_the_train_graph_separates_planted_clusters() {
     // Sanity that the normalised graph carries the planted structure: after
     // two rounds of propagation from one-hot user features, a user's mass
     // lies mostly on users of its own cluster.
-    let syn = planted_clusters(&SyntheticConfig { users: 120, items: 80, seed: 5, ..Default::default() }).expect("synthetic");
+    let syn = planted_clusters(&SyntheticConfig {
+        users: 120,
+        items: 80,
+        seed: 5,
+        ..Default::default()
+    })
+    .expect("synthetic");
     let ds = &syn.dataset;
     let loo = LeaveOneOut::new(ds);
-    let g = BipartiteGraph::from_edges(ds.n_users(), ds.n_items(), loo.train_edges()).expect("graph");
+    let g =
+        BipartiteGraph::from_edges(ds.n_users(), ds.n_items(), loo.train_edges()).expect("graph");
     let a = g.normalized().expect("normalised");
     let n = g.n_nodes();
     let mut own = 0.0;

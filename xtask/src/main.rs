@@ -111,23 +111,26 @@ fn output(cmd: &mut Command) -> Result<String> {
 fn setup() -> Result<PathBuf> {
     let venv = root().join(".venv");
     let python = venv.join("bin").join("python");
-    let probe = "import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))";
+    let probe =
+        "import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))";
     let installed = python
         .is_file()
         .then(|| output(Command::new(&python).args(["-c", probe])).ok())
         .flatten();
     let torch_dir = match installed {
         Some(out) if out.starts_with(TORCH_VERSION) => {
-            step(&format!("venv: torch {TORCH_VERSION} already in {}", venv.display()));
+            step(&format!(
+                "venv: torch {TORCH_VERSION} already in {}",
+                venv.display()
+            ));
             out.lines().nth(1).unwrap_or_default().to_owned()
         }
         _ => {
             if !python.is_file() {
                 let base = env::var("GRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
                 step(&format!("creating {} with {base}", venv.display()));
-                run(Command::new(&base).args(["-m", "venv"]).arg(&venv)).map_err(|e| {
-                    format!("{e}\n(on Debian: apt-get install python3-venv)")
-                })?;
+                run(Command::new(&base).args(["-m", "venv"]).arg(&venv))
+                    .map_err(|e| format!("{e}\n(on Debian: apt-get install python3-venv)"))?;
             }
             step(&format!(
                 "installing torch=={TORCH_VERSION} into the venv (PyPI; ~4.7 GB, one time)"
@@ -141,7 +144,9 @@ fn setup() -> Result<PathBuf> {
             ]))?;
             let out = output(Command::new(&python).args(["-c", probe]))?;
             if !out.starts_with(TORCH_VERSION) {
-                return Err(format!("the venv has torch {out}, expected {TORCH_VERSION}"));
+                return Err(format!(
+                    "the venv has torch {out}, expected {TORCH_VERSION}"
+                ));
             }
             out.lines().nth(1).unwrap_or_default().to_owned()
         }
@@ -150,9 +155,18 @@ fn setup() -> Result<PathBuf> {
     let target = PathBuf::from(&torch_dir);
     if fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
         let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(&target, &link)
-            .map_err(|e| format!("cannot link {} -> {}: {e}", link.display(), target.display()))?;
-        step(&format!("linked {} -> {}", link.display(), target.display()));
+        std::os::unix::fs::symlink(&target, &link).map_err(|e| {
+            format!(
+                "cannot link {} -> {}: {e}",
+                link.display(),
+                target.display()
+            )
+        })?;
+        step(&format!(
+            "linked {} -> {}",
+            link.display(),
+            target.display()
+        ));
     }
     Ok(python)
 }
@@ -160,7 +174,10 @@ fn setup() -> Result<PathBuf> {
 /// Counts the data lines (all lines but the header) of a RecBole atomic file.
 fn data_lines(path: &Path) -> Result<usize> {
     let text = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    let lines = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
     Ok(lines.saturating_sub(1))
 }
 
@@ -181,7 +198,10 @@ fn check_ml100k(dir: &Path) -> Result<()> {
 fn fetch_data() -> Result<PathBuf> {
     let dest = cache_dir().join("data").join("ml-100k");
     if check_ml100k(&dest).is_ok() {
-        step(&format!("data: MovieLens-100K already in {}", dest.display()));
+        step(&format!(
+            "data: MovieLens-100K already in {}",
+            dest.display()
+        ));
         return Ok(dest);
     }
     let downloads = cache_dir().join("downloads");
@@ -190,16 +210,27 @@ fn fetch_data() -> Result<PathBuf> {
     let wheel = match wheel {
         Some(w) => w,
         None => {
-            step(&format!("downloading {RECBOLE_WHEEL} (PyPI) for its MovieLens-100K files"));
+            step(&format!(
+                "downloading {RECBOLE_WHEEL} (PyPI) for its MovieLens-100K files"
+            ));
             let python = env::var("GRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
             run(Command::new(python)
-                .args(["-m", "pip", "download", "--disable-pip-version-check", "--no-deps"])
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                ])
                 .args(["--only-binary=:all:", RECBOLE_WHEEL, "-d"])
                 .arg(&downloads))?;
             find_wheel(&downloads).ok_or("pip reported success but no recbole wheel is there")?
         }
     };
-    step(&format!("extracting MovieLens-100K from {}", wheel.display()));
+    step(&format!(
+        "extracting MovieLens-100K from {}",
+        wheel.display()
+    ));
     let staging = dest.with_extension("partial");
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
@@ -225,16 +256,22 @@ fn fetch_data() -> Result<PathBuf> {
 }
 
 fn find_wheel(dir: &Path) -> Option<PathBuf> {
-    fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-        p.file_name()
-            .and_then(OsStr::to_str)
-            .is_some_and(|n| n.starts_with("recbole-1.2.1") && n.ends_with(".whl"))
-    })
+    fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|n| n.starts_with("recbole-1.2.1") && n.ends_with(".whl"))
+        })
 }
 
 fn cargo() -> Command {
     let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root());
+    // .cargo/config.toml sets LIBTORCH; a stray LIBTORCH_USE_PYTORCH would
+    // override it (and rebuild torch-sys), so it never reaches cargo from here.
+    c.current_dir(root()).env_remove("LIBTORCH_USE_PYTORCH");
     c
 }
 

@@ -44,11 +44,18 @@ impl From<IdMapRaw> for IdMap {
 impl IdMap {
     /// Builds a map from distinct raw ids, assigning dense ids in sorted order.
     pub fn from_raw(mut raw: Vec<String>) -> Self {
-        let numeric = raw.iter().all(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
+        let numeric = raw
+            .iter()
+            .all(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
         if numeric {
+            // By value, then by spelling ("07" before "7"), so equal ids are
+            // adjacent for dedup and the order never depends on the input's.
             raw.sort_by(|a, b| {
-                let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
-                a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+                let (x, y) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+                x.len()
+                    .cmp(&y.len())
+                    .then_with(|| x.cmp(y))
+                    .then_with(|| a.cmp(b))
             });
         } else {
             raw.sort();
@@ -259,7 +266,11 @@ impl Dataset {
 
     /// A display name for an item: its title, else `item_<raw id>`.
     pub fn item_name(&self, item: u32) -> String {
-        match self.item_info.get(item as usize).and_then(|i| i.title.clone()) {
+        match self
+            .item_info
+            .get(item as usize)
+            .and_then(|i| i.title.clone())
+        {
             Some(t) => t,
             None => format!("item_{}", self.items.raw(item).unwrap_or("?")),
         }

@@ -78,7 +78,9 @@ pub enum DataError {
         what: &'static str,
     },
     /// Fewer candidate negatives exist than were requested.
-    #[error("user {user}: only {available} items lie outside the history, {wanted} negatives requested")]
+    #[error(
+        "user {user}: only {available} items lie outside the history, {wanted} negatives requested"
+    )]
     NotEnoughNegatives {
         /// Dense user id.
         user: u32,

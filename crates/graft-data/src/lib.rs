@@ -37,4 +37,6 @@ pub use error::{DataError, Result};
 pub use formats::{load, load_auto, Format, LoadOptions};
 pub use negative::NegativeSampler;
 pub use read::{LoadReport, ParseMode, SkippedLine};
-pub use split::{CtrConfig, CtrOrder, CtrSample, CtrSplit, HistoryEntry, LabelRule, LeaveOneOut, SplitSizes};
+pub use split::{
+    CtrConfig, CtrOrder, CtrSample, CtrSplit, HistoryEntry, LabelRule, LeaveOneOut, SplitSizes,
+};

@@ -65,7 +65,9 @@ impl NegativeSampler {
                 }
             }
         } else {
-            let mut free: Vec<u32> = (0..self.n_items as u32).filter(|i| !taken.contains(i)).collect();
+            let mut free: Vec<u32> = (0..self.n_items as u32)
+                .filter(|i| !taken.contains(i))
+                .collect();
             for k in 0..n {
                 let j = k + below(&mut rng, (free.len() - k) as u32) as usize;
                 free.swap(k, j);
@@ -103,7 +105,12 @@ mod tests {
         assert_eq!(set.len(), 30);
         assert!(a.iter().all(|i| !hist.contains(i) && *i < 50));
         assert_ne!(a, s.sample(8, &hist, 30).unwrap_or_default());
-        assert_ne!(a, NegativeSampler::new(50, 43).sample(7, &hist, 30).unwrap_or_default());
+        assert_ne!(
+            a,
+            NegativeSampler::new(50, 43)
+                .sample(7, &hist, 30)
+                .unwrap_or_default()
+        );
     }
 
     #[test]
@@ -124,8 +131,15 @@ mod tests {
         assert_eq!(got, vec![1, 3, 4, 5]);
         assert!(matches!(
             s.sample(0, &[0, 2], 5),
-            Err(DataError::NotEnoughNegatives { available: 4, wanted: 5, .. })
+            Err(DataError::NotEnoughNegatives {
+                available: 4,
+                wanted: 5,
+                ..
+            })
         ));
-        assert!(matches!(s.sample(0, &[6], 1), Err(DataError::IdOutOfRange { .. })));
+        assert!(matches!(
+            s.sample(0, &[6], 1),
+            Err(DataError::IdOutOfRange { .. })
+        ));
     }
 }

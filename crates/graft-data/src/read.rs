@@ -47,7 +47,7 @@ pub struct SkippedLine {
 pub struct LoadReport {
     /// Files read, in order.
     pub files: Vec<PathBuf>,
-    /// Data lines parsed successfully (all files).
+    /// Lines parsed successfully, header lines included (all files).
     pub lines_parsed: usize,
     /// Lines skipped in lenient mode (all files).
     pub lines_skipped: usize,
@@ -135,6 +135,54 @@ pub(crate) fn for_each_line(
         });
     }
     Ok(())
+}
+
+/// Like [`for_each_line`] for files whose first non-blank line is a header.
+/// `header(line)` checks it and returns what the rows need (e.g. column
+/// positions); a bad header is an error in **both** modes, since skipping it
+/// would misread every line after it. A later line equal to the header is a
+/// "repeated header line" (per mode). `row(&columns, line)` parses the rest.
+pub(crate) fn for_each_line_after_header<T>(
+    path: &Path,
+    encoding: Encoding,
+    mode: ParseMode,
+    report: &mut LoadReport,
+    header: impl FnOnce(&str) -> std::result::Result<T, String>,
+    mut row: impl FnMut(&T, &str) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let mut header = Some(header);
+    let mut state: Option<(T, String)> = None;
+    let mut header_error: Option<(usize, String)> = None;
+    for_each_line(path, encoding, mode, report, |no, line| {
+        if header_error.is_some() {
+            return Ok(());
+        }
+        let Some((cols, header_line)) = &state else {
+            let check = header.take().ok_or("header already consumed")?;
+            return match check(line) {
+                Ok(cols) => {
+                    state = Some((cols, line.trim().to_owned()));
+                    Ok(())
+                }
+                Err(reason) => {
+                    header_error = Some((no, reason.clone()));
+                    Err(reason)
+                }
+            };
+        };
+        if line.trim() == header_line {
+            return Err("repeated header line".into());
+        }
+        row(cols, line)
+    })?;
+    match header_error {
+        Some((line, reason)) => Err(DataError::Parse {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn handle(
@@ -232,7 +280,10 @@ pub(crate) fn split_exact<'a>(
 /// Checks the field count of an already split line.
 pub(crate) fn expect_fields<T>(fields: &[T], expected: usize) -> std::result::Result<(), String> {
     if fields.len() != expected {
-        return Err(format!("expected {expected} fields, found {}", fields.len()));
+        return Err(format!(
+            "expected {expected} fields, found {}",
+            fields.len()
+        ));
     }
     Ok(())
 }
@@ -246,10 +297,11 @@ pub(crate) fn parse_id<'a>(s: &'a str, what: &str) -> std::result::Result<&'a st
     Ok(s)
 }
 
-/// Parses an integer id (MovieLens and P5 ids are integers).
+/// Parses an integer id (MovieLens and P5 ids are integers): ASCII digits
+/// only, so `+1` (which `u64::from_str` accepts) is not a second spelling of `1`.
 pub(crate) fn parse_int_id<'a>(s: &'a str, what: &str) -> std::result::Result<&'a str, String> {
     let t = parse_id(s, what)?;
-    if t.parse::<u64>().is_err() {
+    if !t.bytes().all(|b| b.is_ascii_digit()) || t.parse::<u64>().is_err() {
         return Err(format!("{what} {t:?} is not a non-negative integer"));
     }
     Ok(t)
@@ -319,12 +371,18 @@ mod tests {
             split_quoted(r#""a;b";c;"d""e""#, ';').unwrap_or_default(),
             vec!["a;b", "c", "d\"e"]
         );
-        assert_eq!(split_quoted("x,,y", ',').unwrap_or_default(), vec!["x", "", "y"]);
+        assert_eq!(
+            split_quoted("x,,y", ',').unwrap_or_default(),
+            vec!["x", "", "y"]
+        );
         assert_eq!(split_quoted("", ',').unwrap_or_default(), vec![""]);
         assert_eq!(split_quoted("a,", ',').unwrap_or_default(), vec!["a", ""]);
         assert!(split_quoted(r#""abc"#, ',').is_err());
         assert!(split_quoted(r#""a"b,c"#, ',').is_err());
-        assert_eq!(split_quoted(r#"NULL;"x""#, ';').unwrap_or_default(), vec!["NULL", "x"]);
+        assert_eq!(
+            split_quoted(r#"NULL;"x""#, ';').unwrap_or_default(),
+            vec!["NULL", "x"]
+        );
     }
 
     #[test]

@@ -263,7 +263,9 @@ impl CtrSplit {
             }
             (o, _) => o,
         };
-        let label = config.label.unwrap_or_else(|| LabelRule::for_format(ds.format));
+        let label = config
+            .label
+            .unwrap_or_else(|| LabelRule::for_format(ds.format));
         let mut sequences = Vec::with_capacity(ds.n_users());
         // (sort key: timestamp, source index) per sample
         let mut keyed: Vec<((i64, usize), CtrSample)> = Vec::new();
@@ -331,7 +333,11 @@ impl CtrSplit {
     /// include interactions that are themselves validation or test samples
     /// but happened earlier (ReLLa does the same).
     pub fn history(&self, s: &CtrSample) -> &[HistoryEntry] {
-        let seq = self.sequences.get(s.user as usize).map(Vec::as_slice).unwrap_or(&[]);
+        let seq = self
+            .sequences
+            .get(s.user as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let end = (s.position as usize).min(seq.len());
         let start = match self.config.max_history {
             Some(m) => end.saturating_sub(m),

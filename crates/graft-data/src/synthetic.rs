@@ -72,7 +72,9 @@ pub fn planted_clusters(cfg: &SyntheticConfig) -> Result<Synthetic> {
         return Err(DataError::Config("synthetic sizes must be positive".into()));
     }
     if !(0.0..=1.0).contains(&in_cluster) {
-        return Err(DataError::Config(format!("in_cluster {in_cluster} outside [0, 1]")));
+        return Err(DataError::Config(format!(
+            "in_cluster {in_cluster} outside [0, 1]"
+        )));
     }
     if items / clusters < k || items < 2 * k {
         return Err(DataError::Config(format!(
@@ -81,7 +83,11 @@ pub fn planted_clusters(cfg: &SyntheticConfig) -> Result<Synthetic> {
     }
     let item_cluster: Vec<usize> = (0..items).map(|i| i % clusters).collect();
     let members: Vec<Vec<u32>> = (0..clusters)
-        .map(|c| (0..items as u32).filter(|&i| i as usize % clusters == c).collect())
+        .map(|c| {
+            (0..items as u32)
+                .filter(|&i| i as usize % clusters == c)
+                .collect()
+        })
         .collect();
     let mut b = DatasetBuilder::default();
     for u in 0..users {
@@ -100,9 +106,18 @@ pub fn planted_clusters(cfg: &SyntheticConfig) -> Result<Synthetic> {
                 continue;
             }
             let same = item as usize % clusters == c;
-            let rating = if same { 4 + below(&mut rng, 2) } else { 1 + below(&mut rng, 3) };
+            let rating = if same {
+                4 + below(&mut rng, 2)
+            } else {
+                1 + below(&mut rng, 3)
+            };
             t += 1 + i64::from(below(&mut rng, 50));
-            b.push(&(u + 1).to_string(), &(item + 1).to_string(), Some(rating as f32), Some(t));
+            b.push(
+                &(u + 1).to_string(),
+                &(item + 1).to_string(),
+                Some(rating as f32),
+                Some(t),
+            );
         }
         b.set_user(
             &(u + 1).to_string(),
@@ -150,15 +165,22 @@ mod tests {
     #[test]
     fn deterministic_and_clustered() {
         let cfg = SyntheticConfig::default();
-        let a = planted_clusters(&cfg).map(|s| s.dataset.interactions).unwrap_or_default();
-        let b = planted_clusters(&cfg).map(|s| s.dataset.interactions).unwrap_or_default();
+        let a = planted_clusters(&cfg)
+            .map(|s| s.dataset.interactions)
+            .unwrap_or_default();
+        let b = planted_clusters(&cfg)
+            .map(|s| s.dataset.interactions)
+            .unwrap_or_default();
         assert_eq!(a, b);
         assert_eq!(a.len(), cfg.users * cfg.interactions_per_user);
         let s = planted_clusters(&cfg).ok();
         let s = s.as_ref();
         let inside = a
             .iter()
-            .filter(|x| s.map(|s| s.user_cluster[x.user as usize] == s.item_cluster[x.item as usize]).unwrap_or(false))
+            .filter(|x| {
+                s.map(|s| s.user_cluster[x.user as usize] == s.item_cluster[x.item as usize])
+                    .unwrap_or(false)
+            })
             .count() as f64
             / a.len() as f64;
         assert!(inside > 0.85, "in-cluster share {inside}");

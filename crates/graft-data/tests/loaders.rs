@@ -7,11 +7,11 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{raw_interactions, ratings_raw, Fixture};
+use common::{ratings_raw, raw_interactions, Fixture};
 use graft_data::formats::{csv, recbole};
 use graft_data::{
-    load, load_auto, CtrConfig, CtrSplit, DataError, Dataset, Format, ItemInfo, LeaveOneOut, LoadOptions,
-    NegativeSampler, UserInfo,
+    load, load_auto, CtrConfig, CtrSplit, DataError, Dataset, Format, ItemInfo, LeaveOneOut,
+    LoadOptions, NegativeSampler, UserInfo,
 };
 
 fn strict() -> LoadOptions {
@@ -53,8 +53,14 @@ fn check_ratings_dataset(ds: &Dataset) {
     assert_eq!(ds.n_items(), 5);
     assert_eq!(ds.interactions.len(), 10);
     // Numeric raw ids sort numerically: "10" is the last user, "12" the last item.
-    assert_eq!(ds.users.raw_ids(), raw_ids(&["1", "2", "3", "10"]).as_slice());
-    assert_eq!(ds.items.raw_ids(), raw_ids(&["1", "2", "3", "5", "12"]).as_slice());
+    assert_eq!(
+        ds.users.raw_ids(),
+        raw_ids(&["1", "2", "3", "10"]).as_slice()
+    );
+    assert_eq!(
+        ds.items.raw_ids(),
+        raw_ids(&["1", "2", "3", "5", "12"]).as_slice()
+    );
     assert_eq!(ds.users.get("1"), Some(0));
     assert_eq!(ds.users.get("10"), Some(3));
     assert_eq!(ds.items.get("12"), Some(4));
@@ -82,14 +88,24 @@ fn amazon_p5() {
     let ds = load_ok(&common::amazon());
     assert_eq!(ds.format, Format::AmazonP5);
     assert_eq!(ds.name, "beauty");
-    assert_eq!((ds.n_users(), ds.n_items(), ds.interactions.len()), (3, 13, 17));
+    assert_eq!(
+        (ds.n_users(), ds.n_items(), ds.interactions.len()),
+        (3, 13, 17)
+    );
     let items: Vec<String> = (1..=13).map(|i| i.to_string()).collect();
-    assert_eq!(ds.items.raw_ids(), items.as_slice(), "1..=13 in numeric order");
+    assert_eq!(
+        ds.items.raw_ids(),
+        items.as_slice(),
+        "1..=13 in numeric order"
+    );
     assert_eq!(ds.items.get("1"), Some(0));
     assert_eq!(ds.items.get("10"), Some(9));
     assert_eq!(ds.items.get("13"), Some(12));
     assert_eq!(ds.users.raw_ids(), raw_ids(&["1", "2", "3"]).as_slice());
-    assert!(ds.interactions.iter().all(|x| x.rating.is_none() && x.timestamp.is_none()));
+    assert!(ds
+        .interactions
+        .iter()
+        .all(|x| x.rating.is_none() && x.timestamp.is_none()));
     assert!(!ds.has_ratings() && !ds.has_timestamps());
     // Reviewer ids and ASINs from datamaps.json.
     for (u, raw) in common::AMAZON_USERS.iter().enumerate() {
@@ -98,10 +114,16 @@ fn amazon_p5() {
     for i in 1..=13u32 {
         assert_eq!(item(&ds, &i.to_string()).external_id, Some(common::asin(i)));
     }
-    assert_eq!(ds.report.side_info_unmatched, 1, "datamaps item 14 is never rated");
+    assert_eq!(
+        ds.report.side_info_unmatched, 1,
+        "datamaps item 14 is never rated"
+    );
     assert_eq!(ds.report.side_info_missing, 0);
     assert_eq!(ds.report.lines_parsed, 3);
-    assert_eq!(file_names(&ds.report.files), ["sequential.txt", "datamaps.json"]);
+    assert_eq!(
+        file_names(&ds.report.files),
+        ["sequential.txt", "datamaps.json"]
+    );
     // No timestamps: each user's sequence is the file order.
     let seqs = ds.user_sequences();
     let user2: Vec<&str> = seqs[1]
@@ -114,7 +136,11 @@ fn amazon_p5() {
         .map(|&i| ds.items.raw(ds.interactions[i].item).unwrap())
         .collect();
     assert_eq!(user3, ["4", "12", "13", "2", "1"]);
-    assert_eq!(ds.item_name(0), "item_1", "no titles in P5: the raw id names the item");
+    assert_eq!(
+        ds.item_name(0),
+        "item_1",
+        "no titles in P5: the raw id names the item"
+    );
 }
 
 #[test]
@@ -126,7 +152,10 @@ fn amazon_datamaps_extra_keys_are_ignored() {
     let fx = fx.set("datamaps.json", serde_json::to_vec(&maps).unwrap());
     let ds = load_ok(&fx);
     assert_eq!(ds.interactions.len(), 17);
-    assert_eq!(ds.user_info[0].external_id.as_deref(), Some(common::AMAZON_USERS[0]));
+    assert_eq!(
+        ds.user_info[0].external_id.as_deref(),
+        Some(common::AMAZON_USERS[0])
+    );
 }
 
 #[test]
@@ -161,11 +190,17 @@ fn movielens_100k() {
         }
     );
     assert_eq!(user(&ds, "2").gender.as_deref(), Some("F"));
-    assert_eq!(ds.report.side_info_unmatched, 2, "item 7 and user 99 are never rated");
+    assert_eq!(
+        ds.report.side_info_unmatched, 2,
+        "item 7 and user 99 are never rated"
+    );
     assert_eq!(ds.report.side_info_missing, 0);
     // u.data 10 + u.genre 19 (the trailing blank line is not a line) + u.item 6 + u.user 5.
     assert_eq!(ds.report.lines_parsed, 10 + 19 + 6 + 5);
-    assert_eq!(file_names(&ds.report.files), ["u.data", "u.genre", "u.item", "u.user"]);
+    assert_eq!(
+        file_names(&ds.report.files),
+        ["u.data", "u.genre", "u.item", "u.user"]
+    );
     assert_eq!(ds.item_name(4), "unknown");
     assert_eq!(ds.item_name(3), "Café (1995)");
 
@@ -203,7 +238,10 @@ fn movielens_1m() {
     assert_eq!(cafe.year, Some(1995));
     assert_eq!(cafe.genres, ["Comedy", "Drama"]);
     let city = item(&ds, "12");
-    assert_eq!(city.title.as_deref(), Some("City of Lost Children, The (1995)"));
+    assert_eq!(
+        city.title.as_deref(),
+        Some("City of Lost Children, The (1995)")
+    );
     assert_eq!(city.genres, ["Adventure", "Sci-Fi"]);
     // Coded ages stay codes; occupation codes become names.
     let expect = [
@@ -221,7 +259,10 @@ fn movielens_1m() {
     }
     assert_eq!(ds.report.side_info_unmatched, 1, "movie 7 is never rated");
     assert_eq!(ds.report.side_info_missing, 0);
-    assert_eq!(file_names(&ds.report.files), ["ratings.dat", "movies.dat", "users.dat"]);
+    assert_eq!(
+        file_names(&ds.report.files),
+        ["ratings.dat", "movies.dat", "users.dat"]
+    );
 }
 
 #[test]
@@ -236,14 +277,18 @@ fn movielens_1m_occupation_codes_cover_the_readme() {
     let path = tmp.path().join("users.dat");
     std::fs::write(&path, users).unwrap();
     let mut report = Default::default();
-    let parsed = graft_data::formats::movielens::parse_1m_users(&path, &strict(), &mut report).unwrap();
+    let parsed =
+        graft_data::formats::movielens::parse_1m_users(&path, &strict(), &mut report).unwrap();
     assert_eq!(parsed.len(), 21);
     assert_eq!(parsed[0].1.occupation.as_deref(), Some("other"));
     assert_eq!(parsed[12].1.occupation.as_deref(), Some("programmer"));
     assert_eq!(parsed[20].1.occupation.as_deref(), Some("writer"));
     std::fs::write(&path, "1::M::25::21::00000\n").unwrap();
-    let err = graft_data::formats::movielens::parse_1m_users(&path, &strict(), &mut report).unwrap_err();
-    assert!(matches!(err, DataError::Parse { line: 1, ref reason, .. } if reason.contains("occupation code")));
+    let err =
+        graft_data::formats::movielens::parse_1m_users(&path, &strict(), &mut report).unwrap_err();
+    assert!(
+        matches!(err, DataError::Parse { line: 1, ref reason, .. } if reason.contains("occupation code"))
+    );
 }
 
 #[test]
@@ -258,12 +303,18 @@ fn movielens_25m() {
     assert_eq!(four.year, Some(1995));
     assert_eq!(four.genres, ["Comedy"]);
     let suspects = item(&ds, "12");
-    assert_eq!(suspects.title.as_deref(), Some("Usual Suspects, The (1995)"));
+    assert_eq!(
+        suspects.title.as_deref(),
+        Some("Usual Suspects, The (1995)")
+    );
     assert_eq!(suspects.genres, ["Crime", "Mystery", "Thriller"]);
     let cafe = item(&ds, "5");
     assert_eq!(cafe.title.as_deref(), Some("Café (1995)"));
     assert!(cafe.genres.is_empty(), "(no genres listed) is no genre");
-    assert!(ds.user_info.iter().all(|u| *u == UserInfo::default()), "25M has no user file");
+    assert!(
+        ds.user_info.iter().all(|u| *u == UserInfo::default()),
+        "25M has no user file"
+    );
     assert_eq!(ds.report.side_info_unmatched, 0);
     assert_eq!(ds.report.side_info_missing, 0);
 }
@@ -292,7 +343,10 @@ fn bookcrossing_raw() {
     let ds = res.unwrap();
     assert_eq!(ds.format, Format::BookCrossing);
     assert_eq!(ds.name, "book-crossing");
-    assert_eq!((ds.n_users(), ds.n_items(), ds.interactions.len()), (5, 7, 8));
+    assert_eq!(
+        (ds.n_users(), ds.n_items(), ds.interactions.len()),
+        (5, 7, 8)
+    );
     assert_eq!(ds.report.lines_skipped, 1);
     let skipped = &ds.report.skipped_examples;
     assert_eq!(skipped.len(), 1);
@@ -330,13 +384,29 @@ fn bookcrossing_raw() {
     assert_eq!(rose.title.as_deref(), Some("Flesh Tones: A Novel"));
     assert_eq!(rose.author.as_deref(), Some("M. J. Rose"));
     assert_eq!(rose.year, Some(2002));
-    assert_eq!(item(&ds, "0440234743"), &ItemInfo::default(), "its line was skipped");
+    assert_eq!(
+        item(&ds, "0440234743"),
+        &ItemInfo::default(),
+        "its line was skipped"
+    );
     assert_eq!(user(&ds, "276725").age, None, "NULL age");
-    assert_eq!(user(&ds, "276725").location.as_deref(), Some("tyler, texas, usa"));
+    assert_eq!(
+        user(&ds, "276725").location.as_deref(),
+        Some("tyler, texas, usa")
+    );
     assert_eq!(user(&ds, "276729").age, Some(14));
-    assert_eq!(user(&ds, "276729").location.as_deref(), Some("mérida, yucatan, mexico"));
-    assert_eq!(ds.report.side_info_missing, 1, "book 0440234743 has no parsed row");
-    assert_eq!(ds.report.side_info_unmatched, 2, "book 0002005018 and user 1 are inactive");
+    assert_eq!(
+        user(&ds, "276729").location.as_deref(),
+        Some("mérida, yucatan, mexico")
+    );
+    assert_eq!(
+        ds.report.side_info_missing, 1,
+        "book 0440234743 has no parsed row"
+    );
+    assert_eq!(
+        ds.report.side_info_unmatched, 2,
+        "book 0002005018 and user 1 are inactive"
+    );
     // No timestamps: file order per user.
     let seqs = ds.user_sequences();
     assert_eq!(seqs[1], [1, 5], "user 276726");
@@ -347,8 +417,14 @@ fn bookcrossing_raw() {
 fn bookcrossing_clean_loads_strictly() {
     let ds = load_ok(&common::bookcrossing_clean());
     assert_eq!(ds.interactions.len(), 8);
-    assert_eq!(item(&ds, "0440234743").title.as_deref(), Some("The Testament"));
-    assert_eq!(item(&ds, "0440234743").author.as_deref(), Some("John Grisham"));
+    assert_eq!(
+        item(&ds, "0440234743").title.as_deref(),
+        Some("The Testament")
+    );
+    assert_eq!(
+        item(&ds, "0440234743").author.as_deref(),
+        Some("John Grisham")
+    );
     assert_eq!(ds.report.side_info_missing, 0);
     assert_eq!(ds.report.lines_skipped, 0);
 }
@@ -377,7 +453,10 @@ fn recbole_atomic() {
         }
     );
     assert_eq!(ds.report.side_info_unmatched, 2, "item 7 and user 99");
-    assert_eq!(file_names(&ds.report.files), ["toy.inter", "toy.item", "toy.user"]);
+    assert_eq!(
+        file_names(&ds.report.files),
+        ["toy.inter", "toy.item", "toy.user"]
+    );
 
     // The .inter file itself loads the same, side files included.
     let tmp = tempfile::tempdir().unwrap();
@@ -386,6 +465,22 @@ fn recbole_atomic() {
     assert_eq!(by_file.interactions, ds.interactions);
     assert_eq!(by_file.item_info, ds.item_info);
     assert_eq!(by_file.user_info, ds.user_info);
+}
+
+#[test]
+fn recbole_non_integer_year_or_age_tokens_are_left_empty() {
+    // RecBole's own ml-100k.item has "unkonwn" in release_year: a token, not an error.
+    let fx = common::recbole()
+        .replace_line("toy.item", 5, "5\tCafé\tunkonwn\tComedy Drama")
+        .replace_line("toy.user", 5, "10\tfifty\tM\tlawyer\t90703");
+    let ds = load_ok(&fx);
+    let cafe = item(&ds, "5");
+    assert_eq!(cafe.year, None);
+    assert_eq!(cafe.title.as_deref(), Some("Café"));
+    assert_eq!(cafe.genres, ["Comedy", "Drama"]);
+    assert_eq!(user(&ds, "10").age, None);
+    assert_eq!(user(&ds, "10").occupation.as_deref(), Some("lawyer"));
+    assert_eq!(ds.report.lines_skipped, 0);
 }
 
 #[test]
@@ -400,10 +495,16 @@ fn recbole_side_files_are_optional() {
 
 #[test]
 fn recbole_without_rating_or_timestamp_columns() {
-    let fx = common::recbole().set("toy.inter", "user_id:token\titem_id:token\n1\t5\n2\t5\n2\t1\n");
+    let fx = common::recbole().set(
+        "toy.inter",
+        "user_id:token\titem_id:token\n1\t5\n2\t5\n2\t1\n",
+    );
     let ds = load_ok(&fx);
     assert_eq!(ds.interactions.len(), 3);
-    assert!(ds.interactions.iter().all(|x| x.rating.is_none() && x.timestamp.is_none()));
+    assert!(ds
+        .interactions
+        .iter()
+        .all(|x| x.rating.is_none() && x.timestamp.is_none()));
     assert_eq!(ds.items.raw_ids(), raw_ids(&["1", "5"]).as_slice());
 }
 
@@ -413,8 +514,15 @@ fn recbole_folder_named_inter_wins_over_others() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = fx.write(tmp.path());
     // Two .inter files: ambiguous unless one is named after the folder.
-    std::fs::write(dir.join("other.inter"), "user_id:token\titem_id:token\nx\ty\n").unwrap();
-    assert!(matches!(load(Format::Recbole, &dir, &strict()), Err(DataError::UnknownFormat { .. })));
+    std::fs::write(
+        dir.join("other.inter"),
+        "user_id:token\titem_id:token\nx\ty\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        load(Format::Recbole, &dir, &strict()),
+        Err(DataError::UnknownFormat { .. })
+    ));
     std::fs::copy(dir.join("toy.inter"), dir.join("recbole-toy.inter")).unwrap();
     let ds = load(Format::Recbole, &dir, &strict()).unwrap();
     assert_eq!(ds.name, "recbole-toy");
@@ -429,7 +537,13 @@ fn csv_with_and_without_header() {
         assert_eq!(ds.name, "interactions");
         check_ratings_dataset(&ds);
         assert!(ds.item_info.iter().all(|i| *i == ItemInfo::default()));
-        assert_eq!(ds.report.lines_parsed, fx.file("interactions.csv").split(|&b| b == b'\n').filter(|l| !l.is_empty()).count());
+        assert_eq!(
+            ds.report.lines_parsed,
+            fx.file("interactions.csv")
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+        );
     }
 }
 
@@ -449,7 +563,10 @@ fn csv_two_and_three_columns() {
     assert_eq!(ds.interactions.len(), 3);
     assert!(!ds.has_ratings() && !ds.has_timestamps());
     let ds = load_ok(&common::csv_with_header().set("interactions.csv", "user,item\na,x\n"));
-    assert_eq!(raw_interactions(&ds), [("a".into(), "x".into(), None, None)]);
+    assert_eq!(
+        raw_interactions(&ds),
+        [("a".into(), "x".into(), None, None)]
+    );
     let ds = load_ok(&common::csv_no_header().set("interactions.csv", "a,x,4.5\nb,x,1\n"));
     assert_eq!(ds.interactions[0].rating, Some(4.5));
     assert_eq!(ds.interactions[1].timestamp, None);
@@ -458,7 +575,8 @@ fn csv_two_and_three_columns() {
 #[test]
 fn csv_crlf_bom_quotes_and_delimiter() {
     // Windows line endings and a UTF-8 byte order mark change nothing.
-    let plain = String::from_utf8(common::csv_with_header().file("interactions.csv").to_vec()).unwrap();
+    let plain =
+        String::from_utf8(common::csv_with_header().file("interactions.csv").to_vec()).unwrap();
     let crlf = format!("\u{feff}{}", plain.replace('\n', "\r\n"));
     let ds = load_ok(&common::csv_with_header().set("interactions.csv", crlf));
     check_ratings_dataset(&ds);
@@ -466,7 +584,10 @@ fn csv_crlf_bom_quotes_and_delimiter() {
     let quoted = "user,item\n\"u10\",\"a,b\"\nu2,\"say \"\"hi\"\"\"\n3,plain\n";
     let ds = load_ok(&common::csv_with_header().set("interactions.csv", quoted));
     assert_eq!(ds.users.raw_ids(), raw_ids(&["3", "u10", "u2"]).as_slice());
-    assert_eq!(ds.items.raw_ids(), raw_ids(&["a,b", "plain", "say \"hi\""]).as_slice());
+    assert_eq!(
+        ds.items.raw_ids(),
+        raw_ids(&["a,b", "plain", "say \"hi\""]).as_slice()
+    );
     assert_eq!(ds.users.get("3"), Some(0));
     // Another delimiter.
     let semi = plain.replace(',', ";");
@@ -475,7 +596,9 @@ fn csv_crlf_bom_quotes_and_delimiter() {
         ..LoadOptions::default()
     };
     let tmp = tempfile::tempdir().unwrap();
-    let path = common::csv_with_header().set("interactions.csv", semi).write(tmp.path());
+    let path = common::csv_with_header()
+        .set("interactions.csv", semi)
+        .write(tmp.path());
     let ds = load(Format::Csv, &path, &opts).unwrap();
     check_ratings_dataset(&ds);
 }
@@ -496,7 +619,12 @@ fn same_ratings_in_every_format_load_identically() {
         assert_eq!(ds.interactions, reference.interactions, "{}", fx.dir_name);
         assert_eq!(ds.users, reference.users, "{}", fx.dir_name);
         assert_eq!(ds.items, reference.items, "{}", fx.dir_name);
-        assert_eq!(ds.user_sequences(), reference.user_sequences(), "{}", fx.dir_name);
+        assert_eq!(
+            ds.user_sequences(),
+            reference.user_sequences(),
+            "{}",
+            fx.dir_name
+        );
     }
 }
 
@@ -518,7 +646,10 @@ fn writers_round_trip_a_loaded_dataset() {
     let path = tmp.path().join("out.csv");
     csv::write(&ds, &path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("user,item,rating,timestamp\n10,2,4,881250950\n"), "{text}");
+    assert!(
+        text.starts_with("user,item,rating,timestamp\n10,2,4,881250950\n"),
+        "{text}"
+    );
     let back = load(Format::Csv, &path, &strict()).unwrap();
     assert_eq!(back.interactions, ds.interactions);
     assert_eq!(back.items, ds.items);
@@ -567,25 +698,45 @@ fn detect_and_load_auto_every_folder() {
 fn detect_files_and_failures() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::recbole().write(tmp.path());
-    assert_eq!(Format::detect(&dir.join("toy.inter")).unwrap(), Format::Recbole);
+    assert_eq!(
+        Format::detect(&dir.join("toy.inter")).unwrap(),
+        Format::Recbole
+    );
     assert_eq!(Format::detect(&dir.join("toy.item")).ok(), None);
-    assert!(matches!(Format::detect(&dir.join("toy.item")), Err(DataError::UnknownFormat { .. })));
+    assert!(matches!(
+        Format::detect(&dir.join("toy.item")),
+        Err(DataError::UnknownFormat { .. })
+    ));
     let csv = common::csv_with_header().write(tmp.path());
     assert_eq!(Format::detect(&csv).unwrap(), Format::Csv);
     // An ML-25M ratings.csv given as a file is a generic CSV (its header names no known column).
     let ml25 = common::ml25m().write(tmp.path());
-    assert_eq!(Format::detect(&ml25.join("ratings.csv")).unwrap(), Format::Csv);
+    assert_eq!(
+        Format::detect(&ml25.join("ratings.csv")).unwrap(),
+        Format::Csv
+    );
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let err = Format::detect(&empty).unwrap_err();
     assert!(matches!(err, DataError::UnknownFormat { ref path, .. } if path == &empty));
     assert!(err.to_string().contains("cannot detect"), "{err}");
-    assert!(matches!(load_auto(&empty, &strict()), Err(DataError::UnknownFormat { .. })));
+    assert!(matches!(
+        load_auto(&empty, &strict()),
+        Err(DataError::UnknownFormat { .. })
+    ));
     let nowhere = tmp.path().join("nowhere");
-    assert!(matches!(Format::detect(&nowhere), Err(DataError::MissingFile { ref path }) if path == &nowhere));
-    assert!(matches!(load_auto(&nowhere, &strict()), Err(DataError::MissingFile { .. })));
-    assert!(matches!(load(Format::Synthetic, &empty, &strict()), Err(DataError::Config(_))));
+    assert!(
+        matches!(Format::detect(&nowhere), Err(DataError::MissingFile { ref path }) if path == &nowhere)
+    );
+    assert!(matches!(
+        load_auto(&nowhere, &strict()),
+        Err(DataError::MissingFile { .. })
+    ));
+    assert!(matches!(
+        load(Format::Synthetic, &empty, &strict()),
+        Err(DataError::Config(_))
+    ));
 }
 
 #[test]
@@ -594,7 +745,10 @@ fn format_names_parse_back() {
         assert_eq!(f.name(), name);
         assert_eq!(f.to_string(), name);
         assert_eq!(name.parse::<Format>(), Ok(f));
-        assert_eq!(name.to_uppercase().replace('-', "_").parse::<Format>(), Ok(f));
+        assert_eq!(
+            name.to_uppercase().replace('-', "_").parse::<Format>(),
+            Ok(f)
+        );
     }
     assert_eq!(Format::Synthetic.name(), "synthetic");
     let err = "parquet".parse::<Format>().unwrap_err();
@@ -609,11 +763,17 @@ fn leave_one_out_on_fixture() {
     let split = LeaveOneOut::new(&ds);
     let raw = |i: u32| ds.items.raw(i).unwrap().to_owned();
     // User 1 in time order: items 12 (874965706), 1 and 5 (tie at 874965758, file order).
-    assert_eq!(split.train[0].iter().map(|&i| raw(i)).collect::<Vec<_>>(), ["12"]);
+    assert_eq!(
+        split.train[0].iter().map(|&i| raw(i)).collect::<Vec<_>>(),
+        ["12"]
+    );
     assert_eq!(split.valid[0].map(raw).as_deref(), Some("1"));
     assert_eq!(split.test[0].map(raw).as_deref(), Some("5"));
     // User 10 has two interactions: one train, one test, no validation.
-    assert_eq!(split.train[3].iter().map(|&i| raw(i)).collect::<Vec<_>>(), ["3"]);
+    assert_eq!(
+        split.train[3].iter().map(|&i| raw(i)).collect::<Vec<_>>(),
+        ["3"]
+    );
     assert_eq!(split.valid[3], None);
     assert_eq!(split.test[3].map(raw).as_deref(), Some("2"));
     let sizes = split.sizes();
@@ -623,10 +783,17 @@ fn leave_one_out_on_fixture() {
     let sampler = NegativeSampler::new(ds.n_items(), 3);
     let mut neg = sampler.sample(0, &split.all_items(0), 2).unwrap();
     neg.sort_unstable();
-    assert_eq!(neg, [ds.items.get("2").unwrap(), ds.items.get("3").unwrap()]);
+    assert_eq!(
+        neg,
+        [ds.items.get("2").unwrap(), ds.items.get("3").unwrap()]
+    );
     assert!(matches!(
         sampler.sample_split(&split, 3),
-        Err(DataError::NotEnoughNegatives { user: 0, available: 2, wanted: 3 })
+        Err(DataError::NotEnoughNegatives {
+            user: 0,
+            available: 2,
+            wanted: 3
+        })
     ));
 }
 
@@ -642,22 +809,87 @@ fn ctr_split_on_fixture() {
     let sizes = split.sizes();
     assert_eq!((sizes.train, sizes.valid, sizes.test), (4, 0, 2));
     let key = |s: &graft_data::CtrSample| {
-        (ds.users.raw(s.user).unwrap().to_owned(), ds.items.raw(s.item).unwrap().to_owned(), s.label)
+        (
+            ds.users.raw(s.user).unwrap().to_owned(),
+            ds.items.raw(s.item).unwrap().to_owned(),
+            s.label,
+        )
     };
     let test: Vec<_> = split.test.iter().map(key).collect();
     assert_eq!(
         test,
-        [("2".into(), "1".into(), true), ("3".into(), "12".into(), false)],
+        [
+            ("2".into(), "1".into(), true),
+            ("3".into(), "12".into(), false)
+        ],
         "the two latest samples; rating 4 > 3 is a click, 2 is not"
     );
     let first = &split.train[0];
     assert_eq!(key(first), ("1".into(), "1".into(), true));
-    let hist: Vec<&str> = split.history(first).iter().map(|h| ds.items.raw(h.item).unwrap()).collect();
+    let hist: Vec<&str> = split
+        .history(first)
+        .iter()
+        .map(|h| ds.items.raw(h.item).unwrap())
+        .collect();
     assert_eq!(hist, ["12"]);
     // BookCrossing labels are rating >= 5.
     let (_tmp, bx) = common::bookcrossing().load(&LoadOptions::lenient());
     let bx = bx.unwrap();
-    let split = CtrSplit::new(&bx, &CtrConfig { min_history: 0, ..CtrConfig::default() }).unwrap();
-    let positives = split.train.iter().chain(&split.valid).chain(&split.test).filter(|s| s.label).count();
+    let split = CtrSplit::new(
+        &bx,
+        &CtrConfig {
+            min_history: 0,
+            ..CtrConfig::default()
+        },
+    )
+    .unwrap();
+    let positives = split
+        .train
+        .iter()
+        .chain(&split.valid)
+        .chain(&split.test)
+        .filter(|s| s.label)
+        .count();
     assert_eq!(positives, 4, "ratings 5, 6, 9 and 10");
+}
+
+#[test]
+fn writers_refuse_ids_that_would_not_read_back() {
+    use graft_data::{formats, Dataset, Format, IdMap, Interaction, LoadReport};
+    let make = |user: &str| Dataset {
+        name: "x".into(),
+        format: Format::Csv,
+        users: IdMap::from_raw(vec![user.to_owned()]),
+        items: IdMap::from_raw(vec!["i".to_owned()]),
+        interactions: vec![Interaction {
+            user: 0,
+            item: 0,
+            rating: None,
+            timestamp: None,
+        }],
+        user_info: vec![Default::default()],
+        item_info: vec![Default::default()],
+        report: LoadReport::default(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("x.csv");
+    assert!(formats::csv::write(&make("a\nb"), &csv).is_err());
+    assert!(formats::csv::write(&make(" a"), &csv).is_err());
+    assert!(formats::recbole::write(&make("a\tb"), dir.path(), "x").is_err());
+    assert!(
+        !csv.exists() && !dir.path().join("x.inter").exists(),
+        "nothing half-written"
+    );
+    // a comma and a quote are fine in CSV (quoted), a space inside is fine in RecBole
+    formats::csv::write(&make("a,\"b"), &csv).expect("csv");
+    let back = graft_data::load(Format::Csv, &csv, &Default::default()).expect("load");
+    assert_eq!(back.users.raw(0), Some("a,\"b"));
+    formats::recbole::write(&make("a b"), dir.path(), "x").expect("recbole");
+    let back = graft_data::load(
+        Format::Recbole,
+        &dir.path().join("x.inter"),
+        &Default::default(),
+    )
+    .expect("load");
+    assert_eq!(back.users.raw(0), Some("a b"));
 }

@@ -53,10 +53,10 @@ pub use hetero::{
 };
 pub use petgraph::graph::NodeIndex;
 
-/// Re-exported because [`BipartiteGraph`] exposes `sprs` matrices.
-pub use sprs;
 /// Re-exported for dense views ([`Coo::to_dense`]); pinned to the version `tch` uses.
 pub use ndarray;
+/// Re-exported because [`BipartiteGraph`] exposes `sprs` matrices.
+pub use sprs;
 /// Re-exported with the `tch` feature, so dependents use the same `tch`.
 #[cfg(feature = "tch")]
 pub use tch;

@@ -50,11 +50,13 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
     })?;
     non_empty(&b, &seq)?;
 
-    let text = std::fs::read_to_string(&maps_path).map_err(|e| DataError::io(&maps_path, e))?;
-    if text.trim().is_empty() {
+    // Bytes, not a String: invalid UTF-8 is then a JSON error with its line
+    // and column rather than a bare I/O error.
+    let bytes = std::fs::read(&maps_path).map_err(|e| DataError::io(&maps_path, e))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::EmptyFile { path: maps_path });
     }
-    let maps: DataMaps = serde_json::from_str(&text).map_err(|source| DataError::Json {
+    let maps: DataMaps = serde_json::from_slice(&bytes).map_err(|source| DataError::Json {
         path: maps_path.clone(),
         source,
     })?;

@@ -13,7 +13,10 @@ use std::path::Path;
 use super::{name_of, non_empty, required, Format, LoadOptions};
 use crate::dataset::{Dataset, DatasetBuilder, ItemInfo, UserInfo};
 use crate::error::Result;
-use crate::read::{expect_fields, for_each_line, parse_id, parse_rating, split_quoted, Encoding, LoadReport};
+use crate::read::{
+    expect_fields, for_each_line_after_header, parse_id, parse_rating, split_quoted, Encoding,
+    LoadReport,
+};
 
 const RATINGS_HEADER: [&str; 3] = ["User-ID", "ISBN", "Book-Rating"];
 const BOOKS_HEADER: [&str; 8] = [
@@ -37,22 +40,27 @@ fn read_table(
     report: &mut LoadReport,
     mut row: impl FnMut(&[String]) -> std::result::Result<(), String>,
 ) -> Result<()> {
-    let mut first = true;
-    for_each_line(path, Encoding::Latin1, opts.mode, report, |_, line| {
-        let f = split_quoted(line, ';')?;
-        if first {
-            first = false;
+    for_each_line_after_header(
+        path,
+        Encoding::Latin1,
+        opts.mode,
+        report,
+        |line| {
+            let f = split_quoted(line, ';')?;
             if f != header {
                 return Err(format!("expected the header {header:?}, found {f:?}"));
             }
-            return Ok(());
-        }
-        if f == header {
-            return Err("repeated header line".into());
-        }
-        expect_fields(&f, header.len())?;
-        row(&f)
-    })
+            Ok(())
+        },
+        |(), line| {
+            let f = split_quoted(line, ';')?;
+            if f == header {
+                return Err("repeated header line".into());
+            }
+            expect_fields(&f, header.len())?;
+            row(&f)
+        },
+    )
 }
 
 /// Loads a raw BookCrossing folder.
@@ -98,7 +106,10 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
         let user = parse_id(&f[0], "user id")?;
         let age = match f[2].trim() {
             "NULL" | "" => None,
-            a => Some(a.parse::<u32>().map_err(|_| format!("age {a:?} is not an integer or NULL"))?),
+            a => Some(
+                a.parse::<u32>()
+                    .map_err(|_| format!("age {a:?} is not an integer or NULL"))?,
+            ),
         };
         b.set_user(
             user,

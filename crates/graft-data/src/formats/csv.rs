@@ -12,7 +12,10 @@ use std::path::Path;
 use super::{name_of, non_empty, Format, LoadOptions};
 use crate::dataset::{Dataset, DatasetBuilder};
 use crate::error::{DataError, Result};
-use crate::read::{atomic_write, for_each_line, parse_id, parse_rating, parse_timestamp, split_quoted, Encoding, LoadReport};
+use crate::read::{
+    atomic_write, for_each_line, parse_id, parse_rating, parse_timestamp, split_quoted, Encoding,
+    LoadReport,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Col {
@@ -37,7 +40,9 @@ fn positional(n: usize) -> std::result::Result<Vec<Col>, String> {
         2 => Ok(vec![Col::User, Col::Item]),
         3 => Ok(vec![Col::User, Col::Item, Col::Rating]),
         4 => Ok(vec![Col::User, Col::Item, Col::Rating, Col::Timestamp]),
-        _ => Err(format!("expected 2 to 4 fields (user,item[,rating][,timestamp]), found {n}")),
+        _ => Err(format!(
+            "expected 2 to 4 fields (user,item[,rating][,timestamp]), found {n}"
+        )),
     }
 }
 
@@ -45,8 +50,9 @@ fn positional(n: usize) -> std::result::Result<Vec<Col>, String> {
 ///
 /// # Errors
 /// A missing or empty file, a header without `user` and `item` or with a
-/// duplicate column, a line whose field count differs from the first, an
-/// empty id, a non-numeric rating or timestamp, a repeated header line.
+/// duplicate column (in lenient mode too), a line whose field count differs
+/// from the first, an empty id, a non-numeric rating or timestamp, a
+/// repeated header line.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     if !path.is_file() {
         return Err(DataError::MissingFile {
@@ -58,18 +64,28 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let mut cols: Option<Vec<Col>> = None;
     let mut header: Option<Vec<String>> = None;
     let delim = opts.csv_delimiter;
-    for_each_line(path, Encoding::Utf8, opts.mode, &mut report, |_, line| {
+    // A header names the columns: a bad one is fatal even in lenient mode
+    // (skipping it would silently read the columns positionally).
+    let mut header_error: Option<(usize, String)> = None;
+    for_each_line(path, Encoding::Utf8, opts.mode, &mut report, |no, line| {
+        if header_error.is_some() {
+            return Ok(());
+        }
         let f = split_quoted(line, delim)?;
         let Some(c) = &cols else {
             let named: Option<Vec<Col>> = f.iter().map(|x| column(x)).collect();
             if let Some(named) = named {
-                for (i, c) in named.iter().enumerate() {
-                    if named[..i].contains(c) {
-                        return Err(format!("duplicate header column {:?}", f[i]));
+                let dup = (0..named.len()).find(|&i| named[..i].contains(&named[i]));
+                let bad = match dup {
+                    Some(i) => Some(format!("duplicate header column {:?}", f[i])),
+                    None if !named.contains(&Col::User) || !named.contains(&Col::Item) => {
+                        Some("the header needs a user and an item column".to_owned())
                     }
-                }
-                if !named.contains(&Col::User) || !named.contains(&Col::Item) {
-                    return Err("the header needs a user and an item column".into());
+                    None => None,
+                };
+                if let Some(reason) = bad {
+                    header_error = Some((no, reason.clone()));
+                    return Err(reason);
                 }
                 cols = Some(named);
                 header = Some(f);
@@ -87,6 +103,13 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         }
         push_row(&mut b, c, &f)
     })?;
+    if let Some((line, reason)) = header_error {
+        return Err(DataError::Parse {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        });
+    }
     non_empty(&b, path)?;
     Ok(b.finish(name_of(path), Format::Csv, report))
 }
@@ -109,8 +132,10 @@ fn push_row(b: &mut DatasetBuilder, cols: &[Col], f: &[String]) -> std::result::
 /// (`user,item[,rating][,timestamp]`), atomically.
 ///
 /// # Errors
-/// [`DataError::Io`] when the file cannot be written.
+/// [`DataError::Config`] when an id could not be read back (line break,
+/// surrounding whitespace); [`DataError::Io`] when the file cannot be written.
 pub fn write(ds: &Dataset, path: &Path) -> Result<()> {
+    super::check_writable_ids(ds, &[])?;
     let quote = |s: &str| {
         if s.contains([',', '"', '\n']) {
             format!("\"{}\"", s.replace('"', "\"\""))

@@ -212,3 +212,21 @@ pub(crate) fn non_empty(b: &crate::dataset::DatasetBuilder, path: &Path) -> Resu
         Ok(())
     }
 }
+
+/// Checks that every raw id of `ds` survives a write and a re-load: no
+/// character from `forbidden`, no line break, no surrounding whitespace
+/// (loaders trim ids).
+pub(crate) fn check_writable_ids(ds: &Dataset, forbidden: &[char]) -> Result<()> {
+    let ids = ds.users.raw_ids().iter().map(|r| ("user", r));
+    for (kind, id) in ids.chain(ds.items.raw_ids().iter().map(|r| ("item", r))) {
+        let bad =
+            id.contains(['\n', '\r']) || id.contains(forbidden) || id.trim() != id || id.is_empty();
+        if bad {
+            return Err(DataError::Config(format!(
+                "{kind} id {id:?} cannot be written in this format: it is empty, has surrounding \
+                 whitespace, a line break or one of {forbidden:?}"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -12,8 +12,8 @@ use super::{name_of, non_empty, required, Format, LoadOptions};
 use crate::dataset::{Dataset, DatasetBuilder, ItemInfo, UserInfo};
 use crate::error::Result;
 use crate::read::{
-    expect_fields, for_each_line, parse_int_id, parse_rating, parse_timestamp, split_exact,
-    split_quoted, Encoding, LoadReport,
+    expect_fields, for_each_line, for_each_line_after_header, parse_int_id, parse_rating,
+    parse_timestamp, split_exact, split_quoted, Encoding, LoadReport,
 };
 
 /// MovieLens-1M occupation codes (from the release's README).
@@ -57,6 +57,21 @@ pub fn year_from_title(title: &str) -> Option<i32> {
     }
 }
 
+/// A header check for [`for_each_line_after_header`]: the line must equal `h`.
+fn exact_header(h: &'static str) -> impl FnOnce(&str) -> std::result::Result<(), String> {
+    move |line| {
+        if line.trim() == h {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected the header {h:?}, found {:?}",
+                line.trim()
+            ))
+        }
+    }
+}
+
+/// Reads `user, item, rating, timestamp` lines (after `header`, if any).
 fn push_ratings(
     path: &Path,
     encoding: Encoding,
@@ -64,22 +79,9 @@ fn push_ratings(
     report: &mut LoadReport,
     b: &mut DatasetBuilder,
     split: impl Fn(&str) -> std::result::Result<Vec<String>, String>,
-    header: Option<&str>,
+    header: Option<&'static str>,
 ) -> Result<()> {
-    let mut first = true;
-    for_each_line(path, encoding, opts.mode, report, |_, line| {
-        if let Some(h) = header {
-            if first {
-                first = false;
-                if line.trim() != h {
-                    return Err(format!("expected the header {h:?}, found {:?}", line.trim()));
-                }
-                return Ok(());
-            }
-            if line.trim() == h {
-                return Err("repeated header line".into());
-            }
-        }
+    let mut push = |line: &str| {
         let f = split(line)?;
         expect_fields(&f, 4)?;
         let user = parse_int_id(&f[0], "user id")?;
@@ -88,7 +90,18 @@ fn push_ratings(
         let ts = parse_timestamp(&f[3])?;
         b.push(user, item, Some(rating), Some(ts));
         Ok(())
-    })
+    };
+    match header {
+        Some(h) => for_each_line_after_header(
+            path,
+            encoding,
+            opts.mode,
+            report,
+            exact_header(h),
+            |(), l| push(l),
+        ),
+        None => for_each_line(path, encoding, opts.mode, report, |_, l| push(l)),
+    }
 }
 
 /// Loads MovieLens-100K from its folder (`u.data`, `u.item`, `u.user`, `u.genre`).
@@ -103,62 +116,93 @@ pub fn load_100k(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let genre = required(dir, "u.genre")?;
     let mut report = LoadReport::default();
     let mut b = DatasetBuilder::default();
-    push_ratings(&data, Encoding::Utf8, opts, &mut report, &mut b, |l| {
-        Ok(split_exact(l, "\t", 4)?.into_iter().map(str::to_owned).collect())
-    }, None)?;
+    push_ratings(
+        &data,
+        Encoding::Utf8,
+        opts,
+        &mut report,
+        &mut b,
+        |l| {
+            Ok(split_exact(l, "\t", 4)?
+                .into_iter()
+                .map(str::to_owned)
+                .collect())
+        },
+        None,
+    )?;
     non_empty(&b, &data)?;
 
     let mut genres: Vec<(usize, String)> = Vec::new();
-    for_each_line(&genre, Encoding::Latin1, opts.mode, &mut report, |_, line| {
-        let f = split_exact(line, "|", 2)?;
-        let idx = f[1]
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| format!("genre index {:?} is not an integer", f[1]))?;
-        genres.push((idx, f[0].to_owned()));
-        Ok(())
-    })?;
+    for_each_line(
+        &genre,
+        Encoding::Latin1,
+        opts.mode,
+        &mut report,
+        |_, line| {
+            let f = split_exact(line, "|", 2)?;
+            let idx = f[1]
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| format!("genre index {:?} is not an integer", f[1]))?;
+            genres.push((idx, f[0].to_owned()));
+            Ok(())
+        },
+    )?;
     genres.sort();
     let genre_names: Vec<String> = genres.into_iter().map(|(_, n)| n).collect();
 
-    for_each_line(&item, Encoding::Latin1, opts.mode, &mut report, |_, line| {
-        let f = split_exact(line, "|", 5 + genre_names.len())?;
-        let id = parse_int_id(f[0], "item id")?;
-        let mut info = ItemInfo {
-            title: Some(f[1].to_owned()).filter(|t| !t.is_empty()),
-            year: f[2].rsplit('-').next().and_then(|y| y.parse().ok()),
-            ..ItemInfo::default()
-        };
-        for (flag, name) in f[5..].iter().zip(&genre_names) {
-            match flag.trim() {
-                "1" => info.genres.push(name.clone()),
-                "0" => {}
-                other => return Err(format!("genre flag {other:?} for {name:?} is not 0 or 1")),
+    for_each_line(
+        &item,
+        Encoding::Latin1,
+        opts.mode,
+        &mut report,
+        |_, line| {
+            let f = split_exact(line, "|", 5 + genre_names.len())?;
+            let id = parse_int_id(f[0], "item id")?;
+            let mut info = ItemInfo {
+                title: Some(f[1].to_owned()).filter(|t| !t.is_empty()),
+                year: f[2].rsplit('-').next().and_then(|y| y.parse().ok()),
+                ..ItemInfo::default()
+            };
+            for (flag, name) in f[5..].iter().zip(&genre_names) {
+                match flag.trim() {
+                    "1" => info.genres.push(name.clone()),
+                    "0" => {}
+                    other => {
+                        return Err(format!("genre flag {other:?} for {name:?} is not 0 or 1"))
+                    }
+                }
             }
-        }
-        b.set_item(id, info);
-        Ok(())
-    })?;
+            b.set_item(id, info);
+            Ok(())
+        },
+    )?;
 
-    for_each_line(&user, Encoding::Latin1, opts.mode, &mut report, |_, line| {
-        let f = split_exact(line, "|", 5)?;
-        let id = parse_int_id(f[0], "user id")?;
-        let age = f[1]
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| format!("age {:?} is not an integer", f[1]))?;
-        b.set_user(
-            id,
-            UserInfo {
-                age: Some(age),
-                gender: Some(f[2].to_owned()),
-                occupation: Some(f[3].to_owned()),
-                location: Some(f[4].to_owned()),
-                external_id: None,
-            },
-        );
-        Ok(())
-    })?;
+    for_each_line(
+        &user,
+        Encoding::Latin1,
+        opts.mode,
+        &mut report,
+        |_, line| {
+            let f = split_exact(line, "|", 5)?;
+            let id = parse_int_id(f[0], "user id")?;
+            let age = f[1]
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("age {:?} is not an integer", f[1]))?;
+            b.set_user(
+                id,
+                UserInfo {
+                    age: Some(age),
+                    gender: Some(f[2].to_owned()),
+                    occupation: Some(f[3].to_owned()),
+                    location: Some(f[4].to_owned()),
+                    external_id: None,
+                },
+            );
+            Ok(())
+        },
+    )?;
     Ok(b.finish(name_of(dir), Format::Movielens100k, report))
 }
 
@@ -181,7 +225,11 @@ pub fn parse_1m_movies(
             ItemInfo {
                 year: year_from_title(&title),
                 title: Some(title),
-                genres: f[2].split('|').filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+                genres: f[2]
+                    .split('|')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 ..ItemInfo::default()
             },
         ));
@@ -243,9 +291,20 @@ pub fn load_1m(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let users = required(dir, "users.dat")?;
     let mut report = LoadReport::default();
     let mut b = DatasetBuilder::default();
-    push_ratings(&ratings, Encoding::Latin1, opts, &mut report, &mut b, |l| {
-        Ok(split_exact(l, "::", 4)?.into_iter().map(str::to_owned).collect())
-    }, None)?;
+    push_ratings(
+        &ratings,
+        Encoding::Latin1,
+        opts,
+        &mut report,
+        &mut b,
+        |l| {
+            Ok(split_exact(l, "::", 4)?
+                .into_iter()
+                .map(str::to_owned)
+                .collect())
+        },
+        None,
+    )?;
     non_empty(&b, &ratings)?;
     for (id, info) in parse_1m_movies(&movies, opts, &mut report)? {
         b.set_item(&id, info);
@@ -275,37 +334,35 @@ pub fn load_25m(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
         Some("userId,movieId,rating,timestamp"),
     )?;
     non_empty(&b, &ratings)?;
-    let header = "movieId,title,genres";
-    let mut first = true;
-    for_each_line(&movies, Encoding::Utf8, opts.mode, &mut report, |_, line| {
-        if first {
-            first = false;
-            if line.trim() != header {
-                return Err(format!("expected the header {header:?}, found {:?}", line.trim()));
-            }
-            return Ok(());
-        }
-        if line.trim() == header {
-            return Err("repeated header line".into());
-        }
-        let f = split_quoted(line, ',')?;
-        expect_fields(&f, 3)?;
-        let id = parse_int_id(&f[0], "movie id")?;
-        let genres = if f[2] == "(no genres listed)" {
-            Vec::new()
-        } else {
-            f[2].split('|').filter(|g| !g.is_empty()).map(str::to_owned).collect()
-        };
-        b.set_item(
-            id,
-            ItemInfo {
-                year: year_from_title(&f[1]),
-                title: Some(f[1].clone()),
-                genres,
-                ..ItemInfo::default()
-            },
-        );
-        Ok(())
-    })?;
+    for_each_line_after_header(
+        &movies,
+        Encoding::Utf8,
+        opts.mode,
+        &mut report,
+        exact_header("movieId,title,genres"),
+        |(), line| {
+            let f = split_quoted(line, ',')?;
+            expect_fields(&f, 3)?;
+            let id = parse_int_id(&f[0], "movie id")?;
+            let genres = if f[2] == "(no genres listed)" {
+                Vec::new()
+            } else {
+                f[2].split('|')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            b.set_item(
+                id,
+                ItemInfo {
+                    year: year_from_title(&f[1]),
+                    title: Some(f[1].clone()),
+                    genres,
+                    ..ItemInfo::default()
+                },
+            );
+            Ok(())
+        },
+    )?;
     Ok(b.finish(name_of(dir), Format::Movielens25m, report))
 }

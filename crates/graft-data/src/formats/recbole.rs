@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use super::{name_of, non_empty, Format, LoadOptions};
 use crate::dataset::{Dataset, DatasetBuilder};
 use crate::error::{DataError, Result};
-use crate::read::{atomic_write, for_each_line, parse_id, parse_rating, parse_timestamp, Encoding, LoadReport};
+use crate::read::{
+    atomic_write, for_each_line_after_header, parse_id, parse_rating, parse_timestamp, Encoding,
+    LoadReport,
+};
 
 const TYPES: [&str; 4] = ["token", "token_seq", "float", "float_seq"];
 
@@ -35,9 +38,9 @@ impl Header {
         let mut names = Vec::new();
         let mut types = Vec::new();
         for col in line.split('\t') {
-            let (name, ty) = col
-                .rsplit_once(':')
-                .ok_or_else(|| format!("header column {col:?} has no ':type' (is the header missing?)"))?;
+            let (name, ty) = col.rsplit_once(':').ok_or_else(|| {
+                format!("header column {col:?} has no ':type' (is the header missing?)")
+            })?;
             if !TYPES.contains(&ty) {
                 return Err(format!("header column {col:?} has unknown type {ty:?}"));
             }
@@ -90,49 +93,29 @@ fn read_atomic<T>(
     path: &Path,
     opts: &LoadOptions,
     report: &mut LoadReport,
-    on_header: impl Fn(&Header) -> std::result::Result<T, String>,
+    on_header: impl FnOnce(&Header) -> std::result::Result<T, String>,
     mut row: impl FnMut(&T, &[&str]) -> std::result::Result<(), String>,
 ) -> Result<()> {
-    let mut state: Option<(Header, T, String)> = None;
-    // The header is never skipped, even in lenient mode: without it no line can be read.
-    let mut header_error: Option<(usize, String)> = None;
-    for_each_line(path, Encoding::Utf8, opts.mode, report, |no, line| {
-        if header_error.is_some() {
-            return Ok(());
-        }
-        let Some((h, cols, header_line)) = &state else {
-            return match Header::parse(line).and_then(|h| on_header(&h).map(|c| (h, c))) {
-                Ok((h, c)) => {
-                    state = Some((h, c, line.to_owned()));
-                    Ok(())
-                }
-                Err(reason) => {
-                    header_error = Some((no, reason.clone()));
-                    Err(reason)
-                }
-            };
-        };
-        if line == header_line {
-            return Err("repeated header line".into());
-        }
-        let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != h.names.len() {
-            return Err(format!(
-                "expected {} tab-separated fields (as in the header), found {}",
-                h.names.len(),
-                f.len()
-            ));
-        }
-        row(cols, &f)
-    })?;
-    if let Some((line, reason)) = header_error {
-        return Err(DataError::Parse {
-            path: path.to_path_buf(),
-            line,
-            reason,
-        });
-    }
-    Ok(())
+    for_each_line_after_header(
+        path,
+        Encoding::Utf8,
+        opts.mode,
+        report,
+        |line| {
+            let h = Header::parse(line)?;
+            on_header(&h).map(|cols| (h.names.len(), cols))
+        },
+        |(n, cols), line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() != *n {
+                return Err(format!(
+                    "expected {n} tab-separated fields (as in the header), found {}",
+                    f.len()
+                ));
+            }
+            row(cols, &f)
+        },
+    )
 }
 
 /// Loads RecBole atomic files from a folder (or from the `.inter` file itself).
@@ -159,8 +142,12 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         opts,
         &mut report,
         |h| {
-            let user = h.find(&["user_id"]).ok_or("the header has no user_id column")?;
-            let item = h.find(&["item_id"]).ok_or("the header has no item_id column")?;
+            let user = h
+                .find(&["user_id"])
+                .ok_or("the header has no user_id column")?;
+            let item = h
+                .find(&["item_id"])
+                .ok_or("the header has no item_id column")?;
             Ok((user, item, h.find(&["rating"]), h.find(&["timestamp"])))
         },
         |&(u, i, r, t), f| {
@@ -182,10 +169,16 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
             &mut report,
             |h| {
                 Ok((
-                    h.find(&["item_id"]).ok_or("the header has no item_id column")?,
+                    h.find(&["item_id"])
+                        .ok_or("the header has no item_id column")?,
                     h.find(&["movie_title", "title", "book_title", "item_title", "name"]),
                     h.find(&["class", "genre", "genres", "categories"]),
-                    h.find(&["release_year", "year", "year_of_publication", "publication_year"]),
+                    h.find(&[
+                        "release_year",
+                        "year",
+                        "year_of_publication",
+                        "publication_year",
+                    ]),
                     h.find(&["book_author", "author"]),
                 ))
             },
@@ -212,7 +205,8 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
             &mut report,
             |h| {
                 Ok((
-                    h.find(&["user_id"]).ok_or("the header has no user_id column")?,
+                    h.find(&["user_id"])
+                        .ok_or("the header has no user_id column")?,
                     h.find(&["age"]),
                     h.find(&["gender"]),
                     h.find(&["occupation"]),
@@ -238,8 +232,10 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
 /// `.user` with the side information), atomically per file.
 ///
 /// # Errors
-/// [`DataError::Io`] when a file cannot be written.
+/// [`DataError::Config`] when an id could not be read back (tab, line
+/// break, surrounding whitespace); [`DataError::Io`] when a file cannot be written.
 pub fn write(ds: &Dataset, dir: &Path, name: &str) -> Result<()> {
+    super::check_writable_ids(ds, &['\t'])?;
     let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
     let mut inter = String::from("user_id:token\titem_id:token");
     let (has_r, has_t) = (ds.has_ratings(), ds.has_timestamps());
@@ -264,20 +260,28 @@ pub fn write(ds: &Dataset, dir: &Path, name: &str) -> Result<()> {
     }
     atomic_write(&dir.join(format!("{name}.inter")), inter.as_bytes())?;
 
-    let mut item = String::from("item_id:token\ttitle:token_seq\tclass:token_seq\tyear:token\tauthor:token_seq\n");
+    let mut item = String::from(
+        "item_id:token\ttitle:token_seq\tclass:token_seq\tyear:token\tauthor:token_seq\n",
+    );
     for (i, info) in ds.item_info.iter().enumerate() {
         item.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\n",
             ds.items.raw(i as u32).unwrap_or("?"),
             clean(info.title.as_deref().unwrap_or("")),
-            info.genres.iter().map(|g| clean(g).replace(' ', "_")).collect::<Vec<_>>().join(" "),
+            info.genres
+                .iter()
+                .map(|g| clean(g).replace(' ', "_"))
+                .collect::<Vec<_>>()
+                .join(" "),
             info.year.map(|y| y.to_string()).unwrap_or_default(),
             clean(info.author.as_deref().unwrap_or("")),
         ));
     }
     atomic_write(&dir.join(format!("{name}.item")), item.as_bytes())?;
 
-    let mut user = String::from("user_id:token\tage:token\tgender:token\toccupation:token\tlocation:token_seq\n");
+    let mut user = String::from(
+        "user_id:token\tage:token\tgender:token\toccupation:token\tlocation:token_seq\n",
+    );
     for (u, info) in ds.user_info.iter().enumerate() {
         user.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\n",

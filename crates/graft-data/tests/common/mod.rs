@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use graft_data::{Dataset, Format, IdMap, Interaction, ItemInfo, LoadOptions, LoadReport, UserInfo};
+use graft_data::{
+    Dataset, Format, IdMap, Interaction, ItemInfo, LoadOptions, LoadReport, UserInfo,
+};
 
 /// The interactions shared by the MovieLens-style fixtures (100K, 1M, 25M),
 /// RecBole and the generic CSV: `(user, item, rating, timestamp)`, in file order.
@@ -157,7 +159,11 @@ impl Fixture {
     }
 
     fn edit_lines(self, name: &str, edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Self {
-        let mut lines: Vec<Vec<u8>> = self.file(name).split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+        let mut lines: Vec<Vec<u8>> = self
+            .file(name)
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect();
         edit(&mut lines);
         let joined = lines.join(&b'\n');
         self.set(name, joined)
@@ -175,9 +181,20 @@ impl Fixture {
         self.edit_lines(name, |l| l[line - 1] = bytes)
     }
 
+    /// Removes line `line` (1-based).
+    pub fn remove_line(self, name: &str, line: usize) -> Self {
+        self.edit_lines(name, |l| {
+            l.remove(line - 1);
+        })
+    }
+
     /// Line `line` (1-based) of a file.
     pub fn line(&self, name: &str, line: usize) -> Vec<u8> {
-        self.file(name).split(|&b| b == b'\n').nth(line - 1).unwrap().to_vec()
+        self.file(name)
+            .split(|&b| b == b'\n')
+            .nth(line - 1)
+            .unwrap()
+            .to_vec()
     }
 }
 
@@ -205,7 +222,9 @@ pub fn amazon() -> Fixture {
         .collect();
     maps.push_str(&users.join(",\n"));
     maps.push_str("\n    },\n    \"id2item\": {\n");
-    let items: Vec<String> = (1..=14).map(|i| format!("        \"{i}\": \"{}\"", asin(i))).collect();
+    let items: Vec<String> = (1..=14)
+        .map(|i| format!("        \"{i}\": \"{}\"", asin(i)))
+        .collect();
     maps.push_str(&items.join(",\n"));
     maps.push_str("\n    }\n}");
     Fixture {
@@ -349,7 +368,8 @@ pub fn ml1m() -> Fixture {
          7::Twelve Monkeys (1995)::Drama|Sci-Fi\n\
          12::City of Lost Children, The (1995)::Adventure|Sci-Fi\n",
     );
-    let users = "1::F::1::10::48067\n2::M::56::16::70072\n3::M::25::15::55117\n10::F::35::1::95370\n";
+    let users =
+        "1::F::1::10::48067\n2::M::56::16::70072\n3::M::25::15::55117\n10::F::35::1::95370\n";
     Fixture {
         format: Format::Movielens1m,
         dir_name: "ml-1m",
@@ -399,7 +419,10 @@ fn bx_urls(isbn: &str) -> String {
 }
 
 fn bx_book(isbn: &str, title: &str, author: &str, year: &str, publisher: &str) -> String {
-    format!("\"{isbn}\";\"{title}\";\"{author}\";\"{year}\";\"{publisher}\";{}", bx_urls(isbn))
+    format!(
+        "\"{isbn}\";\"{title}\";\"{author}\";\"{year}\";\"{publisher}\";{}",
+        bx_urls(isbn)
+    )
 }
 
 /// The line of `BX-Books.csv` that is malformed, like the real file's:
@@ -428,10 +451,34 @@ pub fn bookcrossing() -> Fixture {
         "\"ISBN\";\"Book-Title\";\"Book-Author\";\"Year-Of-Publication\";\"Publisher\";\
          \"Image-URL-S\";\"Image-URL-M\";\"Image-URL-L\""
             .to_owned(),
-        bx_book("034545104X", "Flesh Tones: A Novel", "M. J. Rose", "2002", "Ballantine Books"),
-        bx_book("0155061224", "Rites of Passage", "Judith Rae", "2001", "Heinle"),
-        bx_book("0446520802", "The Notebook", "Nicholas Sparks", "1996", "Warner Books"),
-        bx_book("052165615X", "Help!: Level 1", "Philip Prowse", "1999", "Cambridge University Press"),
+        bx_book(
+            "034545104X",
+            "Flesh Tones: A Novel",
+            "M. J. Rose",
+            "2002",
+            "Ballantine Books",
+        ),
+        bx_book(
+            "0155061224",
+            "Rites of Passage",
+            "Judith Rae",
+            "2001",
+            "Heinle",
+        ),
+        bx_book(
+            "0446520802",
+            "The Notebook",
+            "Nicholas Sparks",
+            "1996",
+            "Warner Books",
+        ),
+        bx_book(
+            "052165615X",
+            "Help!: Level 1",
+            "Philip Prowse",
+            "1999",
+            "Cambridge University Press",
+        ),
         bx_book(
             "0521795028",
             "The Amsterdam Connection : Level 4 (Cambridge English Readers)",
@@ -439,10 +486,28 @@ pub fn bookcrossing() -> Fixture {
             "2001",
             "Cambridge University Press",
         ),
-        bx_book("2080674722", "Les Misérables", "Victor Hugo", "0", "Flammarion"),
+        bx_book(
+            "2080674722",
+            "Les Misérables",
+            "Victor Hugo",
+            "0",
+            "Flammarion",
+        ),
         // Line 8: a stray quote inside the quoted title.
-        bx_book("0440234743", "The Testament \"Deluxe\" Edition", "John Grisham", "1999", "Dell"),
-        bx_book("0002005018", "Clara Callan", "Richard Bruce Wright", "2001", "HarperFlamingo Canada"),
+        bx_book(
+            "0440234743",
+            "The Testament \"Deluxe\" Edition",
+            "John Grisham",
+            "1999",
+            "Dell",
+        ),
+        bx_book(
+            "0002005018",
+            "Clara Callan",
+            "Richard Bruce Wright",
+            "2001",
+            "HarperFlamingo Canada",
+        ),
     ];
     let mut books_bytes = Vec::new();
     for l in &books {
@@ -475,7 +540,13 @@ pub fn bookcrossing_clean() -> Fixture {
     bookcrossing().replace_line(
         "BX-Books.csv",
         BX_BAD_BOOK_LINE,
-        latin1(&bx_book("0440234743", "The Testament", "John Grisham", "1999", "Dell")),
+        latin1(&bx_book(
+            "0440234743",
+            "The Testament",
+            "John Grisham",
+            "1999",
+            "Dell",
+        )),
     )
 }
 
