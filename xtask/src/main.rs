@@ -291,6 +291,17 @@ fn demo(args: &[String]) -> Result<()> {
 fn test(args: &[String]) -> Result<()> {
     setup()?;
     let data = fetch_data()?;
+    let shared = env::var_os("GRAFT_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"));
+    if shared.is_dir() {
+        step(&format!("real datasets found in {}: real-data tests run", shared.display()));
+    } else {
+        step(&format!(
+            "SKIPPING real-data tests: {} not found (set GRAFT_SHARED_DATA); fixtures still cover every loader",
+            shared.display()
+        ));
+    }
     step("running the test suite (unit, integration, examples, benches in test mode)");
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
