@@ -295,7 +295,10 @@ fn test(args: &[String]) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/data"));
     if shared.is_dir() {
-        step(&format!("real datasets found in {}: real-data tests run", shared.display()));
+        step(&format!(
+            "real datasets found in {}: real-data tests run",
+            shared.display()
+        ));
     } else {
         step(&format!(
             "SKIPPING real-data tests: {} not found (set GRAFT_SHARED_DATA); fixtures still cover every loader",

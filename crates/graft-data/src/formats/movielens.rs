@@ -71,6 +71,16 @@ fn exact_header(h: &'static str) -> impl FnOnce(&str) -> std::result::Result<(),
     }
 }
 
+/// A splitter for [`push_ratings`] on a plain separator.
+fn split_fields(sep: &'static str) -> impl Fn(&str) -> std::result::Result<Vec<String>, String> {
+    move |l| {
+        Ok(split_exact(l, sep, 4)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
 /// Reads `user, item, rating, timestamp` lines (after `header`, if any).
 fn push_ratings(
     path: &Path,
@@ -122,12 +132,7 @@ pub fn load_100k(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
         opts,
         &mut report,
         &mut b,
-        |l| {
-            Ok(split_exact(l, "\t", 4)?
-                .into_iter()
-                .map(str::to_owned)
-                .collect())
-        },
+        split_fields("\t"),
         None,
     )?;
     non_empty(&b, &data)?;
@@ -297,12 +302,7 @@ pub fn load_1m(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
         opts,
         &mut report,
         &mut b,
-        |l| {
-            Ok(split_exact(l, "::", 4)?
-                .into_iter()
-                .map(str::to_owned)
-                .collect())
-        },
+        split_fields("::"),
         None,
     )?;
     non_empty(&b, &ratings)?;
