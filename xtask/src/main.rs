@@ -6,6 +6,8 @@
 //!   the `recbole==1.2.1` wheel) into `.cache/data/ml-100k`, check row counts
 //! * `demo`: setup + fetch-data, then run the demo example (release build)
 //! * `test`: setup + fetch-data, then the whole test suite
+//! * `compare`: setup (+ PyTorch Geometric in the venv), then the kernel
+//!   comparison against PyTorch (`graft-propagate`'s `compare` example)
 //!
 //! Every step is idempotent: a second run downloads and rebuilds nothing.
 //! Needs only the standard library, so it builds in seconds and never links libtorch.
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         "fetch-data" => fetch_data().map(|_| ()),
         "demo" => demo(&rest),
         "test" => test(&rest),
+        "compare" => compare(&rest),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -57,6 +60,8 @@ const USAGE: &str = "usage: cargo xtask <command> [args]
 commands:
   demo [DEMO ARGS]  set up, fetch MovieLens-100K, run the demo (args go to the demo)
   test [CARGO ARGS] set up, fetch MovieLens-100K, run the whole test suite
+  compare [ARGS]    time graft's propagation kernels against PyTorch/PyG in one run
+                    (args go to the compare example, e.g. --threads 2 --dims 64,512)
   setup             create .venv with torch==2.13.0 (libtorch for tch)
   fetch-data        download MovieLens-100K into .cache/data/ml-100k and check it
 
@@ -289,7 +294,7 @@ fn demo(args: &[String]) -> Result<()> {
 }
 
 fn test(args: &[String]) -> Result<()> {
-    setup()?;
+    let python = setup()?;
     let data = fetch_data()?;
     let shared = env::var_os("GRAFT_SHARED_DATA")
         .map(PathBuf::from)
@@ -306,10 +311,39 @@ fn test(args: &[String]) -> Result<()> {
         ));
     }
     step("running the test suite (unit, integration, examples, benches in test mode)");
+    // The PyTorch equivalence tests must run here (and so in CI), not skip.
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .args(args)
-        .env("GRAFT_ML100K_RECBOLE", &data))?;
+        .env("GRAFT_ML100K_RECBOLE", &data)
+        .env("GRAFT_PYTHON", &python)
+        .env("GRAFT_REQUIRE_TORCH_REFERENCE", "1"))?;
     step("running the doctests");
     run(cargo().args(["test", "--workspace", "--doc"]).args(args))
+}
+
+/// PyTorch Geometric for the GAT peer of the comparison (PyPI).
+const PYG_VERSION: &str = "2.8.1";
+
+fn compare(args: &[String]) -> Result<()> {
+    let python = setup()?;
+    let has_pyg = Command::new(&python)
+        .args(["-c", "import torch_geometric"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pyg {
+        step(&format!("installing torch_geometric=={PYG_VERSION} into the venv (PyPI)"));
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            &format!("torch_geometric=={PYG_VERSION}"),
+        ]))?;
+    }
+    step("building and running the kernel comparison (release)");
+    run(cargo()
+        .args(["run", "--release", "-p", "graft-propagate", "--example", "compare", "--"])
+        .args(args)
+        .env("GRAFT_PYTHON", &python))
 }

@@ -1,0 +1,259 @@
+//! Side-by-side timing of our LightGCN propagation kernels and the PyTorch
+//! reference, in one run with equal threads.
+//!
+//! ```text
+//! cargo xtask compare                       # sets up the venv, then runs this
+//! cargo run --release -p graft-propagate --example compare -- --threads 2
+//! ```
+//!
+//! For each graph (the Amazon Beauty training graph when `../shared/data`
+//! is present, else a synthetic power-law graph of the same size) it times
+//! `L` layers of propagation plus the layer mean for every backend, runs
+//! `python/lightgcn_reference.py bench` with the project venv's torch on
+//! the same edges and `E0`, and prints the median times, the speed-up over
+//! PyTorch COO and CSR, and the effective gather bandwidth against a copy
+//! bandwidth measured in the same run. A JSON summary goes to
+//! `runs/compare/summary.json`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use clap::Parser;
+use graft_data::{load, Format, LeaveOneOut, LoadOptions};
+use graft_graph::BipartiteGraph;
+use graft_propagate::bench::{
+    copy_bandwidth, gathered_bytes, median_s, power_law_graph, time_runs,
+};
+use graft_propagate::exchange::write_propagation_input;
+use graft_propagate::lightgcn::BlockWidth;
+use graft_propagate::{
+    normal_embeddings, LayerCombine, Propagator, RustCsr, SparseLayout, TchPropagator,
+};
+use serde_json::{json, Value};
+
+#[derive(Parser, Debug)]
+#[command(about = "Time graft's propagation kernels against PyTorch in one run")]
+struct Args {
+    /// Threads for every backend (rayon pool, torch intra-op threads).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Embedding dimensions to time.
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 512])]
+    dims: Vec<usize>,
+    /// Propagation layers.
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    /// Timed repetitions per backend (median reported).
+    #[arg(long, default_value_t = 7)]
+    repeats: usize,
+    /// Shared data folder (Amazon Beauty is read from `amazon/beauty`).
+    #[arg(long, env = "GRAFT_SHARED_DATA", default_value = "../shared/data")]
+    shared_data: PathBuf,
+    /// Python interpreter with torch 2.13.0.
+    #[arg(long, env = "GRAFT_PYTHON", default_value = ".venv/bin/python")]
+    python: PathBuf,
+    /// Output folder.
+    #[arg(long, default_value = "runs/compare")]
+    out: PathBuf,
+    /// Skip the PyTorch side (our kernels only).
+    #[arg(long)]
+    no_python: bool,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+type BoxResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: Args) -> BoxResult<()> {
+    std::fs::create_dir_all(&args.out)?;
+    tch::set_num_threads(args.threads as i32);
+    let (name, graph) = workload(&args)?;
+    let adj = graph.normalized()?;
+    let n = graph.n_nodes();
+    let nnz = adj.nnz();
+    println!(
+        "graph {name}: {} users, {} items, {n} nodes, nnz(Â) = {nnz}; L = {}, threads = {}",
+        graph.n_users(),
+        graph.n_items(),
+        args.layers,
+        args.threads
+    );
+    let copy = copy_bandwidth(1 << 30, args.threads, 5)?;
+    println!(
+        "copy bandwidth ({} threads, 1 GiB buffer): {:.1} GB/s",
+        args.threads,
+        copy / 1e9
+    );
+    println!("machine: {}", machine());
+
+    let mut rows: Vec<Value> = Vec::new();
+    for &d in &args.dims {
+        let e0 = normal_embeddings(n, d, 0.1, 2024);
+        let gathered = gathered_bytes(nnz, d, args.layers);
+        let mut results: Vec<(String, f64)> = Vec::new();
+        // Our pure-Rust kernel at every block width, then libtorch from Rust.
+        for (b, panels) in [
+            (16, false),
+            (64, false),
+            (128, false),
+            (64, true),
+            (128, true),
+        ] {
+            let k = if panels {
+                RustCsr::for_graph(&graph)?
+            } else {
+                RustCsr::new(&adj)?
+            };
+            let k = k
+                .with_threads(args.threads)?
+                .with_block_width(BlockWidth::Columns(b))?;
+            let t = time_runs(args.repeats, || {
+                k.propagate(e0.view(), args.layers, &LayerCombine::Mean)
+            })?;
+            results.push((k.name(), median_s(&t)));
+        }
+        for layout in [SparseLayout::Coo, SparseLayout::Csr] {
+            let k = TchPropagator::new(&adj, layout, tch::Device::Cpu)?;
+            let x = tch::Tensor::f_from_slice(e0.as_slice().unwrap_or(&[]))?
+                .f_view([n as i64, d as i64])?;
+            let t = time_runs(args.repeats, || {
+                tch::no_grad(|| k.forward(&x, args.layers, &LayerCombine::Mean))
+            })?;
+            results.push((
+                format!("tch-{} (libtorch from Rust)", layout.name()),
+                median_s(&t),
+            ));
+        }
+        if !args.no_python {
+            results.extend(python_bench(&args, &graph, &e0, d)?);
+        }
+        let py = |k: &str| results.iter().find(|(n, _)| n == k).map(|(_, t)| *t);
+        let (py_coo, py_csr) = (py("pytorch-coo"), py("pytorch-csr"));
+        println!(
+            "\nd = {d}: gathered rows {:.2} GB per propagation",
+            gathered / 1e9
+        );
+        println!(
+            "{:<34} {:>10} {:>10} {:>10} {:>12} {:>8}",
+            "backend", "median s", "vs PT COO", "vs PT CSR", "gather GB/s", "of copy"
+        );
+        for (backend, t) in &results {
+            let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.2}x", r / t));
+            let bw = gathered / t;
+            println!(
+                "{backend:<34} {t:>10.4} {:>10} {:>10} {:>12.1} {:>7.0}%",
+                ratio(py_coo),
+                ratio(py_csr),
+                bw / 1e9,
+                100.0 * bw / copy
+            );
+            rows.push(json!({
+                "graph": name, "d": d, "layers": args.layers, "threads": args.threads,
+                "backend": backend, "median_s": t,
+                "speedup_vs_pytorch_coo": py_coo.map(|r| r / t),
+                "speedup_vs_pytorch_csr": py_csr.map(|r| r / t),
+                "gather_gb_s": bw / 1e9, "fraction_of_copy": bw / copy,
+            }));
+        }
+    }
+    let summary = json!({
+        "graph": name, "nodes": n, "nnz": nnz, "threads": args.threads,
+        "copy_gb_s": copy / 1e9, "machine": machine(), "results": rows,
+    });
+    let path = args.out.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)?;
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
+/// The Beauty training graph (leave-one-out train edges), or a synthetic
+/// power-law graph of the same size when the data are absent.
+fn workload(args: &Args) -> BoxResult<(String, BipartiteGraph)> {
+    let dir = args.shared_data.join("amazon/beauty");
+    match load(Format::AmazonP5, &dir, &LoadOptions::default()) {
+        Ok(ds) => {
+            let loo = LeaveOneOut::new(&ds);
+            let g = BipartiteGraph::from_edges(ds.users.len(), ds.items.len(), loo.train_edges())?;
+            Ok(("amazon-beauty-train".into(), g))
+        }
+        Err(e) => {
+            eprintln!(
+                "note: Beauty not available ({e}); using a synthetic power-law graph of its size"
+            );
+            Ok((
+                "synthetic-power-law".into(),
+                power_law_graph(22_363, 12_101, 7, 1.0, 7)?,
+            ))
+        }
+    }
+}
+
+fn python_bench(
+    args: &Args,
+    graph: &BipartiteGraph,
+    e0: &graft_propagate::ndarray::Array2<f32>,
+    d: usize,
+) -> BoxResult<Vec<(String, f64)>> {
+    let input = args.out.join(format!("input-d{d}.safetensors"));
+    write_propagation_input(&input, graph, e0)?;
+    let script = crate_dir().join("python/lightgcn_reference.py");
+    let out = Command::new(&args.python)
+        .arg(&script)
+        .args(["bench", "--input"])
+        .arg(&input)
+        .args(["--layers", &args.layers.to_string()])
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--repeats", &args.repeats.to_string()])
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run {}: {e} (run `cargo xtask setup`)",
+                args.python.display()
+            )
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let _ = std::fs::remove_file(&input);
+    let mut res = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line)?;
+        let name = v["impl"].as_str().unwrap_or("pytorch").to_string();
+        let t = v["median_s"].as_f64().ok_or("python bench: no median_s")?;
+        if let Some(torch) = v["torch"].as_str() {
+            eprintln!("{name}: torch {torch}, {} threads", v["threads"]);
+        }
+        res.push((name, t));
+    }
+    Ok(res)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!(
+        "{cpu}, {} logical CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
