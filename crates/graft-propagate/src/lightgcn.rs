@@ -12,7 +12,7 @@
 //!
 //! [`BipartiteGraph::normalized`]: graft_graph::BipartiteGraph::normalized
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
@@ -50,6 +50,39 @@ pub trait Propagator: Send + std::fmt::Debug {
         layers: usize,
         combine: &LayerCombine,
     ) -> Result<Array2<f32>>;
+
+    /// [`propagate`](Self::propagate) into a caller-owned `(n, d)` buffer,
+    /// which repeated calls can reuse (no fresh allocation). The default
+    /// implementation computes into a new matrix and copies.
+    ///
+    /// # Errors
+    ///
+    /// As [`propagate`](Self::propagate), and
+    /// [`PropagateError::DimMismatch`] if `out` is not `(n, d)`.
+    fn propagate_into(
+        &self,
+        e0: ArrayView2<'_, f32>,
+        layers: usize,
+        combine: &LayerCombine,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        check_output(e0, out)?;
+        out.assign(&self.propagate(e0, layers, combine)?);
+        Ok(())
+    }
+}
+
+/// Checks that `out` has the shape of `e0`.
+fn check_output(e0: ArrayView2<'_, f32>, out: &Array2<f32>) -> Result<()> {
+    for (what, expected, got) in [
+        ("output rows vs. E0 rows", e0.nrows(), out.nrows()),
+        ("output columns vs. E0 columns", e0.ncols(), out.ncols()),
+    ] {
+        if expected != got {
+            return Err(PropagateError::DimMismatch { what, expected, got });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `e0` has `n` rows and only finite values.
@@ -220,7 +253,6 @@ pub enum BlockWidth {
 /// assert!(fast.iter().zip(&slow).all(|(a, b)| (a - b).abs() < 1e-6));
 /// # Ok::<(), graft_propagate::PropagateError>(())
 /// ```
-#[derive(Clone)]
 pub struct RustCsr {
     n: usize,
     indptr: Vec<usize>,
@@ -229,6 +261,27 @@ pub struct RustCsr {
     block: BlockWidth,
     panels: Vec<usize>,
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// Packed buffers, kept between calls: fresh multi-megabyte
+    /// allocations cost a page fault per 4 KiB on first touch, which on
+    /// the development VM took as long as the propagation itself.
+    scratch: Arc<Mutex<Vec<Line>>>,
+}
+
+impl Clone for RustCsr {
+    /// A copy with its own (empty) scratch buffers, so clones never wait
+    /// for each other.
+    fn clone(&self) -> Self {
+        Self {
+            n: self.n,
+            indptr: self.indptr.clone(),
+            indices: self.indices.clone(),
+            values: self.values.clone(),
+            block: self.block,
+            panels: self.panels.clone(),
+            pool: self.pool.clone(),
+            scratch: Arc::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RustCsr {
@@ -255,21 +308,14 @@ const SUPPORTED_WIDTHS: [usize; 4] = [16, 32, 64, 128];
 /// Lanes of one accumulator chunk: 16 floats, one cache line.
 const LANES: usize = 16;
 
-/// One packed row of a column block: `K` chunks of 16 floats (`B = 16 K`
-/// columns), cache-line aligned.
+/// One cache line of a packed row. A packed block of `B = 16 K` columns
+/// stores row `r` as lines `r K .. r K + K`.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Row<const K: usize>([[f32; LANES]; K]);
+struct Line([f32; LANES]);
 
-impl<const K: usize> Row<K> {
-    const ZERO: Self = Row([[0.0; LANES]; K]);
-}
-
-/// The packed buffers of one block width, reused across blocks.
-struct Scratch<const K: usize> {
-    x0: Vec<Row<K>>,
-    cur: Vec<Row<K>>,
-    next: Vec<Row<K>>,
+impl Line {
+    const ZERO: Self = Line([0.0; LANES]);
 }
 
 impl RustCsr {
@@ -307,6 +353,7 @@ impl RustCsr {
             block: BlockWidth::Auto,
             panels: vec![0, n],
             pool: None,
+            scratch: Arc::default(),
         })
     }
 
@@ -405,108 +452,102 @@ impl RustCsr {
             .map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
     }
 
-    fn run(&self, e0: ArrayView2<'_, f32>, w: &[f32]) -> Array2<f32> {
+    /// Writes `sum_l w_l Â^l e0` into `out` (`n x d`, any contents).
+    fn run(&self, e0: ArrayView2<'_, f32>, w: &[f32], out: &mut Array2<f32>) {
         let d = e0.ncols();
-        let mut out = Array2::<f32>::zeros((self.n, d));
-        let bw = self.block_width();
-        // Full blocks share one set of buffers; the last, narrower block is
-        // padded with zero columns to the smallest width that holds it.
-        let full: Vec<usize> = (0..d / bw).map(|b| b * bw).collect();
-        self.blocks_of_width(bw, e0, &full, bw, w, &mut out);
-        let rest = d % bw;
-        if rest > 0 {
-            let padded = SUPPORTED_WIDTHS
-                .iter()
-                .copied()
-                .find(|&s| s >= rest)
-                .unwrap_or(bw);
-            self.blocks_of_width(padded, e0, &[d - rest], rest, w, &mut out);
+        if d == 0 {
+            return;
         }
-        out
-    }
-
-    fn blocks_of_width(
-        &self,
-        padded: usize,
-        e0: ArrayView2<'_, f32>,
-        starts: &[usize],
-        width: usize,
-        w: &[f32],
-        out: &mut Array2<f32>,
-    ) {
-        match padded {
-            16 => self.blocks::<1>(e0, starts, width, w, out),
-            32 => self.blocks::<2>(e0, starts, width, w, out),
-            64 => self.blocks::<4>(e0, starts, width, w, out),
-            _ => self.blocks::<8>(e0, starts, width, w, out),
+        let bw = self.block_width();
+        let rest = d % bw;
+        let padded_rest = SUPPORTED_WIDTHS
+            .iter()
+            .copied()
+            .find(|&s| s >= rest)
+            .unwrap_or(bw);
+        let widest = if d >= bw { bw } else { padded_rest };
+        // A poisoned lock only means another call panicked mid-way; the
+        // buffers are overwritten before use, so they are still fine.
+        let mut guard = self
+            .scratch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let need = 3 * self.n * (widest / LANES);
+        if guard.len() < need {
+            guard.resize(need, Line::ZERO);
+        }
+        let starts: Vec<usize> = (0..d / bw).map(|b| b * bw).collect();
+        self.blocks(bw / LANES, e0, &starts, bw, w, &mut guard, out);
+        if rest > 0 {
+            self.blocks(padded_rest / LANES, e0, &[d - rest], rest, w, &mut guard, out);
         }
     }
 
     /// Columns `c0..c0 + width` of the result for every `c0` in `starts`,
-    /// computed in rows of `16 K` columns.
-    fn blocks<const K: usize>(
+    /// computed in packed rows of `k` lines (`16 k >= width` columns).
+    #[allow(clippy::too_many_arguments)]
+    fn blocks(
         &self,
+        k: usize,
         e0: ArrayView2<'_, f32>,
         starts: &[usize],
         width: usize,
         w: &[f32],
+        scratch: &mut [Line],
         out: &mut Array2<f32>,
     ) {
-        if starts.is_empty() {
+        let n = self.n;
+        if starts.is_empty() || scratch.len() < 3 * n * k {
+            // Nothing to do (no full block), or (never) too little scratch.
             return;
         }
-        let n = self.n;
-        let mut sc = Scratch::<K> {
-            x0: vec![Row::ZERO; n],
-            cur: vec![Row::ZERO; n],
-            next: vec![Row::ZERO; n],
-        };
+        let (x0, rest) = scratch.split_at_mut(n * k);
+        let (mut cur, rest) = rest.split_at_mut(n * k);
+        let mut next = &mut rest[..n * k];
         let layers = w.len() - 1;
         let d = out.ncols();
+        let chunk = ROWS_PER_TASK * k;
         for &c0 in starts {
             let src = e0.slice(ndarray::s![.., c0..c0 + width]);
             // Pack E0's columns; Horner starts from S = w_L E0.
             let wl = w[layers];
-            sc.x0
-                .par_chunks_mut(ROWS_PER_TASK)
-                .zip(sc.cur.par_chunks_mut(ROWS_PER_TASK))
+            x0.par_chunks_mut(chunk)
+                .zip(cur.par_chunks_mut(chunk))
                 .enumerate()
                 .for_each(|(t, (xs, cs))| {
-                    for (k, (xr, cr)) in xs.iter_mut().zip(cs).enumerate() {
-                        let row = src.row(t * ROWS_PER_TASK + k);
-                        *xr = Row::ZERO;
+                    let rows = xs.chunks_exact_mut(k).zip(cs.chunks_exact_mut(k));
+                    for (i, (xr, cr)) in rows.enumerate() {
+                        let row = src.row(t * ROWS_PER_TASK + i);
+                        xr.fill(Line::ZERO);
                         match row.as_slice() {
                             Some(vals) => {
-                                for (dst, chunk) in xr.0.iter_mut().zip(vals.chunks(LANES)) {
-                                    dst[..chunk.len()].copy_from_slice(chunk);
+                                for (dst, part) in xr.iter_mut().zip(vals.chunks(LANES)) {
+                                    dst.0[..part.len()].copy_from_slice(part);
                                 }
                             }
                             None => {
                                 for (j, &v) in row.iter().enumerate() {
-                                    xr.0[j / LANES][j % LANES] = v;
+                                    xr[j / LANES].0[j % LANES] = v;
                                 }
                             }
                         }
-                        for (cc, xc) in cr.0.iter_mut().zip(&xr.0) {
-                            for (c, &x) in cc.iter_mut().zip(xc) {
-                                *c = wl * x;
-                            }
+                        for (cl, xl) in cr.iter_mut().zip(xr.iter()) {
+                            cl.0 = xl.0.map(|x| wl * x);
                         }
                     }
                 });
             // S = w_l E0 + Â S for l = L-1 .. 0.
             for l in (0..layers).rev() {
-                self.layer::<K>(&sc.cur, &sc.x0, w[l], &mut sc.next);
-                std::mem::swap(&mut sc.cur, &mut sc.next);
+                self.layer(k, cur, x0, w[l], next);
+                std::mem::swap(&mut cur, &mut next);
             }
-            // `out` is freshly allocated in standard layout; rows of d floats.
             if let Some(flat) = out.as_slice_mut() {
                 flat.par_chunks_mut(d * ROWS_PER_TASK)
-                    .zip(sc.cur.par_chunks(ROWS_PER_TASK))
+                    .zip(cur.par_chunks(chunk))
                     .for_each(|(o, rows)| {
-                        for (orow, r) in o.chunks_exact_mut(d).zip(rows) {
-                            for (dst, chunk) in orow[c0..c0 + width].chunks_mut(LANES).zip(&r.0) {
-                                dst.copy_from_slice(&chunk[..dst.len()]);
+                        for (orow, r) in o.chunks_exact_mut(d).zip(rows.chunks_exact(k)) {
+                            for (dst, line) in orow[c0..c0 + width].chunks_mut(LANES).zip(r) {
+                                dst.copy_from_slice(&line.0[..dst.len()]);
                             }
                         }
                     });
@@ -514,8 +555,9 @@ impl RustCsr {
         }
     }
 
-    /// `y = wl * x0 + Â x`, panel by panel, rows of a panel in parallel.
-    fn layer<const K: usize>(&self, x: &[Row<K>], x0: &[Row<K>], wl: f32, y: &mut [Row<K>]) {
+    /// `y = wl * x0 + Â x` on packed rows of `k` lines, panel by panel,
+    /// rows of a panel in parallel.
+    fn layer(&self, k: usize, x: &[Line], x0: &[Line], wl: f32, y: &mut [Line]) {
         let a = CsrView {
             indptr: &self.indptr,
             indices: &self.indices,
@@ -524,16 +566,16 @@ impl RustCsr {
         let fma = simd::has_avx2_fma();
         for p in self.panels.windows(2) {
             let (lo_row, hi_row) = (p[0], p[1]);
-            y[lo_row..hi_row]
-                .par_chunks_mut(ROWS_PER_TASK)
-                .zip(x0[lo_row..hi_row].par_chunks(ROWS_PER_TASK))
+            y[lo_row * k..hi_row * k]
+                .par_chunks_mut(ROWS_PER_TASK * k)
+                .zip(x0[lo_row * k..hi_row * k].par_chunks(ROWS_PER_TASK * k))
                 .enumerate()
                 .for_each(|(t, (ys, x0s))| {
                     let r0 = lo_row + t * ROWS_PER_TASK;
                     if fma {
-                        simd::rows_avx2_fma(&a, x, r0, ys, x0s, wl);
+                        simd::rows_fma(&a, k, x, r0, ys, x0s, wl);
                     } else {
-                        rows::<K, false>(&a, x, r0, ys, x0s, wl);
+                        rows::<false>(&a, k, x, r0, ys, x0s, wl);
                     }
                 });
         }
@@ -547,41 +589,35 @@ struct CsrView<'a> {
     values: &'a [f32],
 }
 
-/// Rows `r0..r0 + ys.len()` of `y = wl * x0 + Â x`. Per row, each
-/// 16-float chunk is summed over the neighbours in registers (one cache
-/// line of every neighbour per pass), in CSR order; `FUSED` uses fused
-/// multiply-adds.
+/// Rows `r0..` of `y = wl * x0 + Â x` (packed rows of `k` lines; `ys` and
+/// `x0s` hold the rows' lines). Per row, each line is summed over the
+/// neighbours in registers (one cache line of every neighbour per pass),
+/// in CSR order; `FUSED` uses fused multiply-adds.
 #[inline(always)]
-fn rows<const K: usize, const FUSED: bool>(
+fn rows<const FUSED: bool>(
     a: &CsrView<'_>,
-    x: &[Row<K>],
+    k: usize,
+    x: &[Line],
     r0: usize,
-    ys: &mut [Row<K>],
-    x0s: &[Row<K>],
+    ys: &mut [Line],
+    x0s: &[Line],
     wl: f32,
 ) {
-    for (k, (yr, x0r)) in ys.iter_mut().zip(x0s).enumerate() {
-        let r = r0 + k;
+    let rows = ys.chunks_exact_mut(k).zip(x0s.chunks_exact(k));
+    for (i, (yr, x0r)) in rows.enumerate() {
+        let r = r0 + i;
         let (lo, hi) = (a.indptr[r], a.indptr[r + 1]);
         let (cols, vals) = (&a.indices[lo..hi], &a.values[lo..hi]);
-        for (ch, (yc, x0c)) in yr.0.iter_mut().zip(&x0r.0).enumerate() {
+        for (ch, (yl, x0l)) in yr.iter_mut().zip(x0r).enumerate() {
             let mut s = [0.0f32; LANES];
             for (&c, &v) in cols.iter().zip(vals) {
-                let xc = &x[c as usize].0[ch];
-                for (sj, &xj) in s.iter_mut().zip(xc) {
-                    *sj = if FUSED {
-                        v.mul_add(xj, *sj)
-                    } else {
-                        *sj + v * xj
-                    };
+                let xl = &x[c as usize * k + ch].0;
+                for (sj, &xj) in s.iter_mut().zip(xl) {
+                    *sj = if FUSED { v.mul_add(xj, *sj) } else { *sj + v * xj };
                 }
             }
-            for ((yj, &sj), &ej) in yc.iter_mut().zip(&s).zip(x0c) {
-                *yj = if FUSED {
-                    wl.mul_add(ej, sj)
-                } else {
-                    sj + wl * ej
-                };
+            for ((yj, &sj), &ej) in yl.0.iter_mut().zip(&s).zip(&x0l.0) {
+                *yj = if FUSED { wl.mul_add(ej, sj) } else { sj + wl * ej };
             }
         }
     }
@@ -590,13 +626,13 @@ fn rows<const K: usize, const FUSED: bool>(
 /// Runtime dispatch to an AVX2 + FMA build of the row kernel.
 ///
 /// The portable build targets baseline x86-64 (SSE2). On CPUs with AVX2
-/// and FMA (checked once per layer with `is_x86_feature_detected!`) the
-/// same kernel is compiled with those features enabled, which is about
-/// 1.3x faster on the development machine. Results differ between the two
-/// paths only by rounding (fused multiply-add); on one machine they do
-/// not depend on the thread count, block width or panels.
+/// and FMA (checked with `is_x86_feature_detected!`, which caches the
+/// answer) the same kernel is compiled with those features enabled, about
+/// 1.3x faster on the development machine. The two paths differ only by
+/// rounding (fused multiply-add); on one machine results do not depend on
+/// the thread count, block width or panels.
 mod simd {
-    use super::{rows, CsrView, Row};
+    use super::{rows, CsrView, Line};
 
     /// Whether the AVX2 + FMA kernel can run here.
     pub(super) fn has_avx2_fma() -> bool {
@@ -610,15 +646,16 @@ mod simd {
         }
     }
 
-    /// [`rows`] with fused multiply-adds, compiled for AVX2 + FMA when the
-    /// CPU has them (the caller checked [`has_avx2_fma`]).
+    /// [`rows`] with fused multiply-adds, compiled for AVX2 + FMA; falls
+    /// back to the portable kernel when the CPU lacks them.
     #[inline]
-    pub(super) fn rows_avx2_fma<const K: usize>(
+    pub(super) fn rows_fma(
         a: &CsrView<'_>,
-        x: &[Row<K>],
+        k: usize,
+        x: &[Line],
         r0: usize,
-        ys: &mut [Row<K>],
-        x0s: &[Row<K>],
+        ys: &mut [Line],
+        x0s: &[Line],
         wl: f32,
     ) {
         #[cfg(target_arch = "x86_64")]
@@ -627,25 +664,26 @@ mod simd {
             // SAFETY: the only requirement of a `#[target_feature]` function
             // is that the CPU supports the features; checked just above.
             unsafe {
-                rows_x86_avx2_fma(a, x, r0, ys, x0s, wl)
+                rows_x86_avx2_fma(a, k, x, r0, ys, x0s, wl)
             };
             return;
         }
-        rows::<K, false>(a, x, r0, ys, x0s, wl);
+        rows::<false>(a, k, x, r0, ys, x0s, wl);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows_x86_avx2_fma<const K: usize>(
+    unsafe fn rows_x86_avx2_fma(
         a: &CsrView<'_>,
-        x: &[Row<K>],
+        k: usize,
+        x: &[Line],
         r0: usize,
-        ys: &mut [Row<K>],
-        x0s: &[Row<K>],
+        ys: &mut [Line],
+        x0s: &[Line],
         wl: f32,
     ) {
-        rows::<K, true>(a, x, r0, ys, x0s, wl);
+        rows::<true>(a, k, x, r0, ys, x0s, wl);
     }
 }
 
@@ -669,11 +707,28 @@ impl Propagator for RustCsr {
         layers: usize,
         combine: &LayerCombine,
     ) -> Result<Array2<f32>> {
+        let mut out = Array2::zeros((self.n, e0.ncols()));
+        self.propagate_into(e0, layers, combine, &mut out)?;
+        Ok(out)
+    }
+
+    fn propagate_into(
+        &self,
+        e0: ArrayView2<'_, f32>,
+        layers: usize,
+        combine: &LayerCombine,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
         let w = combine.weights(layers)?;
         check_embeddings(self.n, e0)?;
-        Ok(match &self.pool {
-            Some(pool) => pool.install(|| self.run(e0, &w)),
-            None => self.run(e0, &w),
-        })
+        check_output(e0, out)?;
+        if !out.is_standard_layout() {
+            *out = Array2::zeros(out.dim());
+        }
+        match &self.pool {
+            Some(pool) => pool.install(|| self.run(e0, &w, out)),
+            None => self.run(e0, &w, out),
+        }
+        Ok(())
     }
 }
