@@ -1,7 +1,8 @@
 //! graft: graph-aware LLM recommendation, from reusable parts.
 //!
 //! This umbrella crate re-exports the graft crates; depend on a single one
-//! (`graft-data`, `graft-graph`, `graft-metrics`) when that is all you need.
+//! (`graft-data`, `graft-graph`, `graft-propagate`, `graft-metrics`) when that
+//! is all you need.
 //! See `docs/architecture.md` for the data flow and where each paper's
 //! mechanism lives.
 //!
@@ -34,3 +35,4 @@
 pub use graft_data as data;
 pub use graft_graph as graph;
 pub use graft_metrics as metrics;
+pub use graft_propagate as propagate;

@@ -114,7 +114,7 @@ class RelationConv(nn.Module):
         denom = torch.zeros((n_dst, h), dtype=p.dtype, device=p.device).index_add(0, dst, p)
         alpha = p / denom.index_select(0, dst)
         alpha = F.dropout(alpha, self.attn_dropout, self.training)
-        messages = (h_src.index_select(0, src) * alpha.unsqueeze(-1)).view(-1, h * f)
+        messages = (h_src.index_select(0, src) * alpha.unsqueeze(-1)).view(src.numel(), h * f)
         # Scatter into the running sum of the destination type (or a fresh
         # copy of the bias), in place.
         acc = self.bias.unsqueeze(0).repeat(n_dst, 1) if acc is None else acc.add_(self.bias)

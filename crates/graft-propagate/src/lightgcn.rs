@@ -12,6 +12,7 @@
 //!
 //! [`BipartiteGraph::normalized`]: graft_graph::BipartiteGraph::normalized
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ndarray::{Array2, ArrayView2};
@@ -58,7 +59,8 @@ pub trait Propagator: Send + std::fmt::Debug {
     /// # Errors
     ///
     /// As [`propagate`](Self::propagate), and
-    /// [`PropagateError::DimMismatch`] if `out` is not `(n, d)`.
+    /// [`PropagateError::DimMismatch`] if `out` is not `(n, d)`. After an
+    /// error the contents of `out` are unspecified.
     fn propagate_into(
         &self,
         e0: ArrayView2<'_, f32>,
@@ -79,7 +81,11 @@ fn check_output(e0: ArrayView2<'_, f32>, out: &Array2<f32>) -> Result<()> {
         ("output columns vs. E0 columns", e0.ncols(), out.ncols()),
     ] {
         if expected != got {
-            return Err(PropagateError::DimMismatch { what, expected, got });
+            return Err(PropagateError::DimMismatch {
+                what,
+                expected,
+                got,
+            });
         }
     }
     Ok(())
@@ -97,6 +103,17 @@ pub fn check_embeddings(n: usize, e0: ArrayView2<'_, f32>) -> Result<()> {
             expected: n,
             got: e0.nrows(),
         });
+    }
+    // Fast path: one parallel pass over contiguous data; the position of a
+    // bad value is only looked up when there is one.
+    let all_finite = match e0.as_slice() {
+        Some(flat) => flat
+            .par_chunks(1 << 16)
+            .all(|c| c.iter().all(|x| x.is_finite())),
+        None => e0.iter().all(|x| x.is_finite()),
+    };
+    if all_finite {
+        return Ok(());
     }
     if let Some(((row, col), &value)) = e0.indexed_iter().find(|(_, x)| !x.is_finite()) {
         return Err(PropagateError::NonFinite {
@@ -453,10 +470,13 @@ impl RustCsr {
     }
 
     /// Writes `sum_l w_l Â^l e0` into `out` (`n x d`, any contents).
-    fn run(&self, e0: ArrayView2<'_, f32>, w: &[f32], out: &mut Array2<f32>) {
+    ///
+    /// Returns `false`, with `out` unspecified, as soon as a non-finite
+    /// value of `e0` is packed (the check rides on the packing pass).
+    fn run(&self, e0: ArrayView2<'_, f32>, w: &[f32], out: &mut Array2<f32>) -> bool {
         let d = e0.ncols();
         if d == 0 {
-            return;
+            return true;
         }
         let bw = self.block_width();
         let rest = d % bw;
@@ -477,14 +497,22 @@ impl RustCsr {
             guard.resize(need, Line::ZERO);
         }
         let starts: Vec<usize> = (0..d / bw).map(|b| b * bw).collect();
-        self.blocks(bw / LANES, e0, &starts, bw, w, &mut guard, out);
-        if rest > 0 {
-            self.blocks(padded_rest / LANES, e0, &[d - rest], rest, w, &mut guard, out);
-        }
+        self.blocks(bw / LANES, e0, &starts, bw, w, &mut guard, out)
+            && (rest == 0
+                || self.blocks(
+                    padded_rest / LANES,
+                    e0,
+                    &[d - rest],
+                    rest,
+                    w,
+                    &mut guard,
+                    out,
+                ))
     }
 
     /// Columns `c0..c0 + width` of the result for every `c0` in `starts`,
-    /// computed in packed rows of `k` lines (`16 k >= width` columns).
+    /// computed in packed rows of `k` lines (`16 k >= width` columns);
+    /// `false` if a packed value is not finite.
     #[allow(clippy::too_many_arguments)]
     fn blocks(
         &self,
@@ -495,12 +523,13 @@ impl RustCsr {
         w: &[f32],
         scratch: &mut [Line],
         out: &mut Array2<f32>,
-    ) {
+    ) -> bool {
         let n = self.n;
         if starts.is_empty() || scratch.len() < 3 * n * k {
             // Nothing to do (no full block), or (never) too little scratch.
-            return;
+            return true;
         }
+        let bad = AtomicBool::new(false);
         let (x0, rest) = scratch.split_at_mut(n * k);
         let (mut cur, rest) = rest.split_at_mut(n * k);
         let mut next = &mut rest[..n * k];
@@ -509,37 +538,47 @@ impl RustCsr {
         let chunk = ROWS_PER_TASK * k;
         for &c0 in starts {
             let src = e0.slice(ndarray::s![.., c0..c0 + width]);
-            // Pack E0's columns; Horner starts from S = w_L E0.
-            let wl = w[layers];
-            x0.par_chunks_mut(chunk)
-                .zip(cur.par_chunks_mut(chunk))
-                .enumerate()
-                .for_each(|(t, (xs, cs))| {
-                    let rows = xs.chunks_exact_mut(k).zip(cs.chunks_exact_mut(k));
-                    for (i, (xr, cr)) in rows.enumerate() {
-                        let row = src.row(t * ROWS_PER_TASK + i);
+            // Pack E0's columns (zero padding only in a partial block).
+            let padded = width < k * LANES;
+            x0.par_chunks_mut(chunk).enumerate().for_each(|(t, xs)| {
+                for (i, xr) in xs.chunks_exact_mut(k).enumerate() {
+                    let row = src.row(t * ROWS_PER_TASK + i);
+                    if padded {
                         xr.fill(Line::ZERO);
-                        match row.as_slice() {
-                            Some(vals) => {
-                                for (dst, part) in xr.iter_mut().zip(vals.chunks(LANES)) {
-                                    dst.0[..part.len()].copy_from_slice(part);
-                                }
-                            }
-                            None => {
-                                for (j, &v) in row.iter().enumerate() {
-                                    xr[j / LANES].0[j % LANES] = v;
-                                }
+                    }
+                    match row.as_slice() {
+                        Some(vals) => {
+                            for (dst, part) in xr.iter_mut().zip(vals.chunks(LANES)) {
+                                dst.0[..part.len()].copy_from_slice(part);
                             }
                         }
-                        for (cl, xl) in cr.iter_mut().zip(xr.iter()) {
-                            cl.0 = xl.0.map(|x| wl * x);
+                        None => {
+                            for (j, &v) in row.iter().enumerate() {
+                                xr[j / LANES].0[j % LANES] = v;
+                            }
                         }
                     }
+                    if !xr.iter().all(|l| l.0.iter().all(|v| v.is_finite())) {
+                        bad.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
+            if bad.load(Ordering::Relaxed) {
+                return false;
+            }
+            // Horner: S = w_L E0, then S = w_l E0 + Â S for l = L-1 .. 0.
+            // The first step reads E0 itself with w_L folded into Â.
+            if layers == 0 {
+                let w0 = w[0];
+                cur.par_iter_mut().zip(x0.par_iter()).for_each(|(c, x)| {
+                    c.0 = x.0.map(|v| w0 * v);
                 });
-            // S = w_l E0 + Â S for l = L-1 .. 0.
-            for l in (0..layers).rev() {
-                self.layer(k, cur, x0, w[l], next);
-                std::mem::swap(&mut cur, &mut next);
+            } else {
+                self.layer(k, x0, w[layers], x0, w[layers - 1], cur);
+                for l in (0..layers - 1).rev() {
+                    self.layer(k, cur, 1.0, x0, w[l], next);
+                    std::mem::swap(&mut cur, &mut next);
+                }
             }
             if let Some(flat) = out.as_slice_mut() {
                 flat.par_chunks_mut(d * ROWS_PER_TASK)
@@ -553,11 +592,13 @@ impl RustCsr {
                     });
             }
         }
+        true
     }
 
-    /// `y = wl * x0 + Â x` on packed rows of `k` lines, panel by panel,
-    /// rows of a panel in parallel.
-    fn layer(&self, k: usize, x: &[Line], x0: &[Line], wl: f32, y: &mut [Line]) {
+    /// `y = wl * x0 + scale * Â x` on packed rows of `k` lines, panel by
+    /// panel, rows of a panel in parallel.
+    #[allow(clippy::too_many_arguments)]
+    fn layer(&self, k: usize, x: &[Line], scale: f32, x0: &[Line], wl: f32, y: &mut [Line]) {
         let a = CsrView {
             indptr: &self.indptr,
             indices: &self.indices,
@@ -573,9 +614,9 @@ impl RustCsr {
                 .for_each(|(t, (ys, x0s))| {
                     let r0 = lo_row + t * ROWS_PER_TASK;
                     if fma {
-                        simd::rows_fma(&a, k, x, r0, ys, x0s, wl);
+                        simd::rows_fma(&a, k, x, scale, r0, ys, x0s, wl);
                     } else {
-                        rows::<false>(&a, k, x, r0, ys, x0s, wl);
+                        rows::<false>(&a, k, x, scale, r0, ys, x0s, wl);
                     }
                 });
         }
@@ -589,15 +630,17 @@ struct CsrView<'a> {
     values: &'a [f32],
 }
 
-/// Rows `r0..` of `y = wl * x0 + Â x` (packed rows of `k` lines; `ys` and
+/// Rows `r0..` of `y = wl * x0 + scale * Â x` (packed rows of `k` lines; `ys` and
 /// `x0s` hold the rows' lines). Per row, each line is summed over the
 /// neighbours in registers (one cache line of every neighbour per pass),
 /// in CSR order; `FUSED` uses fused multiply-adds.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn rows<const FUSED: bool>(
     a: &CsrView<'_>,
     k: usize,
     x: &[Line],
+    scale: f32,
     r0: usize,
     ys: &mut [Line],
     x0s: &[Line],
@@ -613,11 +656,19 @@ fn rows<const FUSED: bool>(
             for (&c, &v) in cols.iter().zip(vals) {
                 let xl = &x[c as usize * k + ch].0;
                 for (sj, &xj) in s.iter_mut().zip(xl) {
-                    *sj = if FUSED { v.mul_add(xj, *sj) } else { *sj + v * xj };
+                    *sj = if FUSED {
+                        v.mul_add(xj, *sj)
+                    } else {
+                        *sj + v * xj
+                    };
                 }
             }
             for ((yj, &sj), &ej) in yl.0.iter_mut().zip(&s).zip(&x0l.0) {
-                *yj = if FUSED { wl.mul_add(ej, sj) } else { sj + wl * ej };
+                *yj = if FUSED {
+                    wl.mul_add(ej, scale * sj)
+                } else {
+                    scale * sj + wl * ej
+                };
             }
         }
     }
@@ -649,10 +700,12 @@ mod simd {
     /// [`rows`] with fused multiply-adds, compiled for AVX2 + FMA; falls
     /// back to the portable kernel when the CPU lacks them.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn rows_fma(
         a: &CsrView<'_>,
         k: usize,
         x: &[Line],
+        scale: f32,
         r0: usize,
         ys: &mut [Line],
         x0s: &[Line],
@@ -664,26 +717,28 @@ mod simd {
             // SAFETY: the only requirement of a `#[target_feature]` function
             // is that the CPU supports the features; checked just above.
             unsafe {
-                rows_x86_avx2_fma(a, k, x, r0, ys, x0s, wl)
+                rows_x86_avx2_fma(a, k, x, scale, r0, ys, x0s, wl)
             };
             return;
         }
-        rows::<false>(a, k, x, r0, ys, x0s, wl);
+        rows::<false>(a, k, x, scale, r0, ys, x0s, wl);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn rows_x86_avx2_fma(
         a: &CsrView<'_>,
         k: usize,
         x: &[Line],
+        scale: f32,
         r0: usize,
         ys: &mut [Line],
         x0s: &[Line],
         wl: f32,
     ) {
-        rows::<true>(a, k, x, r0, ys, x0s, wl);
+        rows::<true>(a, k, x, scale, r0, ys, x0s, wl);
     }
 }
 
@@ -720,15 +775,22 @@ impl Propagator for RustCsr {
         out: &mut Array2<f32>,
     ) -> Result<()> {
         let w = combine.weights(layers)?;
-        check_embeddings(self.n, e0)?;
+        if e0.nrows() != self.n {
+            return check_embeddings(self.n, e0);
+        }
         check_output(e0, out)?;
         if !out.is_standard_layout() {
             *out = Array2::zeros(out.dim());
         }
-        match &self.pool {
+        let finite = match &self.pool {
             Some(pool) => pool.install(|| self.run(e0, &w, out)),
             None => self.run(e0, &w, out),
+        };
+        if finite {
+            Ok(())
+        } else {
+            // Locate the first bad value for the error.
+            check_embeddings(self.n, e0)
         }
-        Ok(())
     }
 }

@@ -244,18 +244,24 @@ macro_rules! battery {
                 let mut out = Array2::from_elem((g.n_nodes(), 40), f32::NAN);
                 for seed in [1, 2] {
                     let e0 = normal_embeddings(g.n_nodes(), 40, 1.0, seed);
-                    k.propagate_into(e0.view(), 3, &LayerCombine::Mean, &mut out).unwrap();
+                    k.propagate_into(e0.view(), 3, &LayerCombine::Mean, &mut out)
+                        .unwrap();
                     assert_eq!(out, k.propagate(e0.view(), 3, &LayerCombine::Mean).unwrap());
                 }
                 let e0 = normal_embeddings(g.n_nodes(), 40, 1.0, 3);
                 let mut wrong = Array2::zeros((g.n_nodes(), 39));
                 assert!(matches!(
                     k.propagate_into(e0.view(), 3, &LayerCombine::Mean, &mut wrong),
-                    Err(PropagateError::DimMismatch { expected: 40, got: 39, .. })
+                    Err(PropagateError::DimMismatch {
+                        expected: 40,
+                        got: 39,
+                        ..
+                    })
                 ));
                 // A non-standard (transposed) output buffer works too.
                 let mut t = Array2::zeros((40, g.n_nodes())).reversed_axes();
-                k.propagate_into(e0.view(), 2, &LayerCombine::Last, &mut t).unwrap();
+                k.propagate_into(e0.view(), 2, &LayerCombine::Last, &mut t)
+                    .unwrap();
                 assert_eq!(t, k.propagate(e0.view(), 2, &LayerCombine::Last).unwrap());
             }
 

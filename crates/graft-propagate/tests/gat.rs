@@ -240,6 +240,32 @@ fn zero_in_degree_destinations_get_bias_only() {
 }
 
 #[test]
+fn batch_without_feature_nodes() {
+    // No item has features: the feature block and both item-feature
+    // relations are empty.
+    let opts = SampleGraphOptions::default().with_max_features_per_item(Some(0));
+    let batch = HeteroBatch::from_graphs(&random_graphs(35, 5, &opts)).unwrap();
+    assert_eq!(batch.features().len(), 0);
+    let cfg = small_cfg();
+    let (_vs, gat, w) = network(&cfg, Kind::Double, Device::Cpu, 36);
+    let x = random_features(&batch, cfg.in_dims, Kind::Double, Device::Cpu, 37).unwrap();
+    let out = gat
+        .forward_t(&x, &GatBatch::new(&batch, Device::Cpu).unwrap(), false)
+        .unwrap();
+    assert_eq!(out[2].size(), [0, 6]);
+    let want = w.forward(&batch, &arrays(&x)).unwrap();
+    for k in 0..3 {
+        assert_close(
+            &tensor_to_array2(&out[k]).unwrap(),
+            &want[k],
+            1e-10,
+            1e-12,
+            "no features",
+        );
+    }
+}
+
+#[test]
 fn messages_never_cross_graphs() {
     let batch = random_batch(40, 8, true);
     let cfg = small_cfg();

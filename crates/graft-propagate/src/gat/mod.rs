@@ -249,6 +249,7 @@ impl RelationConv {
         let (src, dst) = (batch.src(r), batch.dst(r));
         let n_src = x_src.size()[0];
         let n_dst = batch.counts[r.dst_kind().index()] as i64;
+        let n_edges = batch.n_edges(r) as i64;
         let opts = (self.bias.kind(), self.bias.device());
 
         // [N_S, H, F] projected sources and their attention halves [N_S, H].
@@ -276,7 +277,6 @@ impl RelationConv {
         // Softmax over the incoming edges of every destination.
         // `torch.scatter_reduce(..., "amax", include_self=True)` (tch names
         // this overload `internal_scatter_reduce`).
-        let n_edges = batch.n_edges(r) as i64;
         let idx = dst.f_unsqueeze(1)?.f_expand([n_edges, heads], false)?;
         let max = Tensor::f_full([n_dst, heads], f64::NEG_INFINITY, opts)?
             .f_internal_scatter_reduce(0, &idx, &logits.f_detach()?, "amax", true)?;
@@ -292,7 +292,7 @@ impl RelationConv {
         let messages = h_src
             .f_index_select(0, src)?
             .f_mul(&alpha.f_unsqueeze(-1)?)?
-            .f_view([-1, heads * out])?;
+            .f_view([n_edges, heads * out])?;
         let mut acc = match acc {
             Some(mut acc) => {
                 let _ = acc.f_add_(&self.bias)?;
