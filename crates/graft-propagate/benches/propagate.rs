@@ -106,5 +106,63 @@ fn bench_lightgcn(c: &mut Criterion) {
     group.finish();
 }
 
+/// GAT expert network: forward (eval) and forward + backward + AdamW on an
+/// ELCoRec-sized batch (1 user + 16 items + 8 feature nodes per graph).
+#[cfg(feature = "tch")]
+fn bench_gat(c: &mut Criterion) {
+    use graft_graph::SampleGraphOptions;
+    use graft_propagate::gat::{bench, GatBatch, HeteroGat, HeteroGatConfig};
+    use tch::nn::OptimizerConfig;
+    use tch::{nn, Device, Kind};
+
+    let t = threads();
+    tch::set_num_threads(t as i32);
+    tch::manual_seed(0);
+    let mut group = c.benchmark_group(format!("gat_t{t}"));
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    for n_graphs in [256, 1024] {
+        let Ok(batch) = bench::synthetic_batch(n_graphs, 16, 8, 2, &SampleGraphOptions::default())
+        else {
+            continue;
+        };
+        let cfg = HeteroGatConfig::new([64, 64, 64]);
+        let (Ok(x), Ok(gb)) = (
+            bench::random_features(&batch, cfg.in_dims, Kind::Float, Device::Cpu, 7),
+            GatBatch::new(&batch, Device::Cpu),
+        ) else {
+            continue;
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let Ok(gat) = HeteroGat::new(&vs.root().sub("gat"), cfg) else {
+            continue;
+        };
+        let Ok(mut opt) = nn::AdamW::default().build(&vs, 1e-3) else {
+            continue;
+        };
+        group.throughput(Throughput::Elements(n_graphs as u64));
+        group.bench_function(BenchmarkId::new("forward_eval", n_graphs), |b| {
+            b.iter(|| tch::no_grad(|| gat.forward_t(&x, &gb, false)))
+        });
+        group.bench_function(BenchmarkId::new("train_step", n_graphs), |b| {
+            b.iter(|| {
+                if let Ok(out) = gat.forward_t(&x, &gb, true) {
+                    let loss = out.iter().map(|o| o.square().mean(Kind::Float)).fold(
+                        tch::Tensor::zeros([], (Kind::Float, Device::Cpu)),
+                        |a, b| a + b,
+                    );
+                    opt.backward_step(&loss);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+#[cfg(feature = "tch")]
+criterion_group!(benches, bench_lightgcn, bench_gat);
+#[cfg(not(feature = "tch"))]
 criterion_group!(benches, bench_lightgcn);
 criterion_main!(benches);

@@ -12,8 +12,10 @@
 //! `python/lightgcn_reference.py bench` with the project venv's torch on
 //! the same edges and `E0`, and prints the median times, the speed-up over
 //! PyTorch COO and CSR, and the effective gather bandwidth against a copy
-//! bandwidth measured in the same run. A JSON summary goes to
-//! `runs/compare/summary.json`.
+//! bandwidth measured in the same run. Then it times the GAT expert
+//! network (forward + backward + AdamW) against `python/gat_peer.py`
+//! (the same layer in plain PyTorch, and PyTorch Geometric). A JSON summary
+//! goes to `runs/compare/summary.json`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -58,6 +60,15 @@ struct Args {
     /// Skip the PyTorch side (our kernels only).
     #[arg(long)]
     no_python: bool,
+    /// Graphs per GAT batch (1 user + 16 items + 8 feature nodes each).
+    #[arg(long, default_value_t = 1024)]
+    gat_graphs: usize,
+    /// Timed GAT training steps per implementation.
+    #[arg(long, default_value_t = 10)]
+    gat_iters: usize,
+    /// Skip the GAT comparison.
+    #[arg(long)]
+    no_gat: bool,
 }
 
 fn main() {
@@ -121,6 +132,16 @@ fn run(args: Args) -> BoxResult<()> {
             })?;
             results.push((k.name(), median_s(&t)));
         }
+        // The default kernel writing into a reused output buffer (no fresh
+        // 4-KiB pages to fault in), as a training or serving loop would.
+        {
+            let k = RustCsr::for_graph(&graph)?.with_threads(args.threads)?;
+            let mut buf = graft_propagate::ndarray::Array2::zeros(e0.dim());
+            let t = time_runs(args.repeats, || {
+                k.propagate_into(e0.view(), args.layers, &LayerCombine::Mean, &mut buf)
+            })?;
+            results.push((format!("{} into buffer", k.name()), median_s(&t)));
+        }
         for layout in [SparseLayout::Coo, SparseLayout::Csr] {
             let k = TchPropagator::new(&adj, layout, tch::Device::Cpu)?;
             let x = tch::Tensor::f_from_slice(e0.as_slice().unwrap_or(&[]))?
@@ -143,14 +164,14 @@ fn run(args: Args) -> BoxResult<()> {
             gathered / 1e9
         );
         println!(
-            "{:<34} {:>10} {:>10} {:>10} {:>12} {:>8}",
+            "{:<40} {:>10} {:>10} {:>10} {:>12} {:>8}",
             "backend", "median s", "vs PT COO", "vs PT CSR", "gather GB/s", "of copy"
         );
         for (backend, t) in &results {
             let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.2}x", r / t));
             let bw = gathered / t;
             println!(
-                "{backend:<34} {t:>10.4} {:>10} {:>10} {:>12.1} {:>7.0}%",
+                "{backend:<40} {t:>10.4} {:>10} {:>10} {:>12.1} {:>7.0}%",
                 ratio(py_coo),
                 ratio(py_csr),
                 bw / 1e9,
@@ -165,14 +186,101 @@ fn run(args: Args) -> BoxResult<()> {
             }));
         }
     }
+    let gat = if args.no_gat {
+        Value::Null
+    } else {
+        gat_comparison(&args)?
+    };
     let summary = json!({
         "graph": name, "nodes": n, "nnz": nnz, "threads": args.threads,
-        "copy_gb_s": copy / 1e9, "machine": machine(), "results": rows,
+        "copy_gb_s": copy / 1e9, "machine": machine(), "results": rows, "gat": gat,
     });
     let path = args.out.join("summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary)?)?;
     println!("\nwrote {}", path.display());
     Ok(())
+}
+
+/// GAT expert network, forward + backward + AdamW, ours (tch from Rust)
+/// against `python/gat_peer.py` (plain PyTorch and PyG) on the same batch.
+fn gat_comparison(args: &Args) -> BoxResult<Value> {
+    use graft_graph::SampleGraphOptions;
+    use graft_propagate::gat::{bench, HeteroGatConfig};
+    let batch = bench::synthetic_batch(args.gat_graphs, 16, 8, 2, &SampleGraphOptions::default())?;
+    let cfg = HeteroGatConfig::new([64, 64, 64]);
+    let x = bench::random_features(&batch, cfg.in_dims, tch::Kind::Float, tch::Device::Cpu, 7)?;
+    println!(
+        "\nGAT expert ({} graphs of 1 user + 16 items + 8 features, inputs 64, layers 8x32 then 1x32; \
+         forward + backward + AdamW, {} threads, {} timed steps)",
+        args.gat_graphs, args.threads, args.gat_iters
+    );
+    tch::manual_seed(0);
+    let ours = bench::train_step_throughput(&cfg, &batch, &x, args.gat_iters, 3, tch::Device::Cpu)?;
+    let mut results = vec![(
+        "graft HeteroGat (tch from Rust)".to_string(),
+        ours.graphs_per_s,
+        ours.seconds_per_step,
+    )];
+    if !args.no_python {
+        let file = args.out.join("gat-batch.safetensors");
+        bench::export_batch(&file, &batch, &x)?;
+        let script = crate_dir().join("python/gat_peer.py");
+        for imp in ["torch", "pyg"] {
+            let out = Command::new(&args.python)
+                .arg(&script)
+                .arg("--batch")
+                .arg(&file)
+                .args(["--impl", imp, "--threads", &args.threads.to_string()])
+                .args(["--iters", &args.gat_iters.to_string(), "--warmup", "3"])
+                .output()?;
+            match out.status.code() {
+                Some(0) => {
+                    let line = String::from_utf8_lossy(&out.stdout);
+                    let v: Value =
+                        serde_json::from_str(line.trim().lines().last().unwrap_or("{}"))?;
+                    let name = match imp {
+                        "pyg" => "PyTorch Geometric HeteroConv(GATConv)",
+                        _ => "PyTorch, same layer (python)",
+                    };
+                    results.push((
+                        name.to_string(),
+                        v["graphs_per_s"].as_f64().unwrap_or(f64::NAN),
+                        v["seconds_per_step"].as_f64().unwrap_or(f64::NAN),
+                    ));
+                }
+                Some(3) => eprintln!(
+                    "note: torch_geometric not installed; `cargo xtask compare` installs it"
+                ),
+                _ => {
+                    return Err(format!(
+                        "gat_peer.py --impl {imp} failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                    .into())
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+    let base = |k: &str| results.iter().find(|r| r.0.starts_with(k)).map(|r| r.1);
+    let (pt, pyg) = (base("PyTorch,"), base("PyTorch Geometric"));
+    println!(
+        "{:<40} {:>10} {:>10} {:>10} {:>10}",
+        "implementation", "graphs/s", "s/step", "vs PyTorch", "vs PyG"
+    );
+    let mut rows = Vec::new();
+    for (name, gps, sps) in &results {
+        let ratio = |b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}x", gps / b));
+        println!(
+            "{name:<40} {gps:>10.0} {sps:>10.4} {:>10} {:>10}",
+            ratio(pt),
+            ratio(pyg)
+        );
+        rows.push(json!({"implementation": name, "graphs_per_s": gps, "seconds_per_step": sps}));
+    }
+    Ok(
+        json!({"n_graphs": args.gat_graphs, "threads": args.threads, "iters": args.gat_iters, "results": rows}),
+    )
 }
 
 /// The Beauty training graph (leave-one-out train edges), or a synthetic
