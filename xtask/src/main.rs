@@ -326,13 +326,17 @@ fn test(args: &[String]) -> Result<()> {
 const PYG_VERSION: &str = "2.8.1";
 
 fn compare(args: &[String]) -> Result<()> {
+    // `cargo xtask compare -- --threads 2` and `cargo xtask compare --threads 2` alike.
+    let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
     let python = setup()?;
     let has_pyg = Command::new(&python)
         .args(["-c", "import torch_geometric"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_pyg {
-        step(&format!("installing torch_geometric=={PYG_VERSION} into the venv (PyPI)"));
+        step(&format!(
+            "installing torch_geometric=={PYG_VERSION} into the venv (PyPI)"
+        ));
         run(Command::new(&python).args([
             "-m",
             "pip",
@@ -343,7 +347,15 @@ fn compare(args: &[String]) -> Result<()> {
     }
     step("building and running the kernel comparison (release)");
     run(cargo()
-        .args(["run", "--release", "-p", "graft-propagate", "--example", "compare", "--"])
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "graft-propagate",
+            "--example",
+            "compare",
+            "--",
+        ])
         .args(args)
         .env("GRAFT_PYTHON", &python))
 }

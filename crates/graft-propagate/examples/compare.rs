@@ -119,10 +119,12 @@ fn run(args: Args) -> BoxResult<()> {
             (64, true),
             (128, true),
         ] {
+            let k = RustCsr::new(&adj)?;
+            // Optional row panels: user rows, then item rows.
             let k = if panels {
-                RustCsr::for_graph(&graph)?
+                k.with_row_panels(vec![0, graph.n_users(), n])?
             } else {
-                RustCsr::new(&adj)?
+                k
             };
             let k = k
                 .with_threads(args.threads)?

@@ -95,13 +95,7 @@ pub fn median_s(sorted: &[Duration]) -> f64 {
 /// [`PropagateError::Config`] for zero threads or a pool that cannot be
 /// created.
 pub fn copy_bandwidth(bytes: usize, threads: usize, repeats: usize) -> Result<f64> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| PropagateError::Config {
-            field: "threads",
-            reason: e.to_string(),
-        })?;
+    let pool = crate::lightgcn::thread_pool(threads)?;
     let n = bytes / 4;
     let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
     let mut dst = vec![0.0f32; n];

@@ -13,8 +13,12 @@
 //!   for tests) and, with the `tch` feature, [`TchPropagator`] (libtorch
 //!   sparse COO or CSR on CPU or CUDA, differentiable, so `E0` can be
 //!   trained together with a language model: [`GraphEmbedding`]).
-//! * **Heterogeneous GAT** (ELCoRec's expert network, `tch` feature): see
-//!   the `gat` module.
+//! * **Heterogeneous GAT** (ELCoRec's expert network, `tch` feature):
+//!   `HeteroGat` over a batch of per-sample graphs (`GatBatch`), with an
+//!   `f64` reference (`GatWeights::forward`); see the `gat` module.
+//!
+//! Benchmarks against PyTorch: `cargo xtask compare` (the `compare`
+//! example), recorded in `docs/benchmarks.md`.
 //!
 //! ```
 //! use graft_graph::BipartiteGraph;
@@ -47,6 +51,8 @@ pub mod torch;
 
 pub use config::{LayerCombine, LightGcnConfig};
 pub use error::{PropagateError, Result};
+#[cfg(feature = "tch")]
+pub use gat::{GatBatch, GatLayerSpec, GatWeights, HeteroGat, HeteroGatConfig};
 pub use init::normal_embeddings;
 pub use lightgcn::{DenseReference, Propagator, RustCsr};
 #[cfg(feature = "tch")]

@@ -74,6 +74,28 @@ pub trait Propagator: Send + std::fmt::Debug {
     }
 }
 
+/// A rayon pool of exactly `threads` threads.
+///
+/// # Errors
+///
+/// [`PropagateError::Config`] for `threads == 0` or if the pool cannot be
+/// created.
+pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    if threads == 0 {
+        return Err(PropagateError::Config {
+            field: "threads",
+            reason: "must be at least 1".into(),
+        });
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| PropagateError::Config {
+            field: "threads",
+            reason: e.to_string(),
+        })
+}
+
 /// Checks that `out` has the shape of `e0`.
 fn check_output(e0: ArrayView2<'_, f32>, out: &Array2<f32>) -> Result<()> {
     for (what, expected, got) in [
@@ -250,14 +272,24 @@ pub enum BlockWidth {
 ///   `w_0 E0 + Â(w_1 E0 + Â(... + Â(w_L E0)))`: each layer reads `E0`,
 ///   gathers the previous result and writes the new one, so no separate
 ///   accumulator is read and written per layer.
-/// * **Row panels.** Rows can be processed in panels, one after another
-///   (all threads on one panel). For a bipartite graph with panels at the
-///   user/item boundary ([`for_graph`](Self::for_graph)), user rows gather
+/// * **Row panels** (optional, [`with_row_panels`](Self::with_row_panels)).
+///   Rows can be processed in panels, one after another (all threads on
+///   one panel). With panels at the user/item boundary, user rows gather
 ///   only item rows and item rows only user rows, so each phase's gathered
-///   working set is one side of the graph.
+///   working set is one side of the graph. On the Beauty graph this was
+///   5-10% *slower* on the development machine (docs/benchmarks.md), so it
+///   is off by default.
+/// * **SIMD.** Each 16-float line of an output row is summed over the
+///   neighbours in registers; the row kernel is also compiled for AVX2 +
+///   FMA and chosen at run time when the CPU has them.
+/// * **No fresh memory.** The packed buffers are kept between calls, the
+///   finiteness check of `E0` rides on the packing pass, and
+///   [`propagate_into`](Propagator::propagate_into) reuses the caller's
+///   output (a fresh 70 MB result costs 10-15 ms of page faults here).
 ///
-/// Each output row is summed in CSR order in registers, so the result does
-/// not depend on the thread count, the block width or the panels.
+/// Each output row is summed in CSR order, so on one machine the result
+/// does not depend on the thread count, the block width or the panels
+/// (the AVX2 + FMA and portable paths differ by rounding).
 ///
 /// ```
 /// use graft_graph::BipartiteGraph;
@@ -374,8 +406,9 @@ impl RustCsr {
         })
     }
 
-    /// The normalised adjacency of `g` ([`BipartiteGraph::normalized`]),
-    /// with row panels at the user/item boundary.
+    /// The normalised adjacency of `g` ([`BipartiteGraph::normalized`]).
+    /// Add `.with_row_panels(vec![0, g.n_users(), g.n_nodes()])` to process
+    /// user rows and item rows in separate phases.
     ///
     /// # Errors
     ///
@@ -383,7 +416,7 @@ impl RustCsr {
     ///
     /// [`BipartiteGraph::normalized`]: graft_graph::BipartiteGraph::normalized
     pub fn for_graph(g: &graft_graph::BipartiteGraph) -> Result<Self> {
-        Self::new(&g.normalized()?)?.with_row_panels(vec![0, g.n_users(), g.n_nodes()])
+        Self::new(&g.normalized()?)
     }
 
     /// Processes the rows in panels `panels[k]..panels[k + 1]`, one panel
@@ -415,20 +448,7 @@ impl RustCsr {
     /// [`PropagateError::Config`] for `threads == 0` or if the pool cannot
     /// be created.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
-        if threads == 0 {
-            return Err(PropagateError::Config {
-                field: "threads",
-                reason: "must be at least 1".into(),
-            });
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| PropagateError::Config {
-                field: "threads",
-                reason: e.to_string(),
-            })?;
-        self.pool = Some(Arc::new(pool));
+        self.pool = Some(Arc::new(thread_pool(threads)?));
         Ok(self)
     }
 

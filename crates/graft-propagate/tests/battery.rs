@@ -377,6 +377,8 @@ fn rust_csr_result_does_not_depend_on_threads_or_blocks() {
     for (t, b) in [(2, 16), (1, 32), (2, 64), (2, 128)] {
         let k = graft_propagate::RustCsr::for_graph(&g)
             .unwrap()
+            .with_row_panels(vec![0, g.n_users(), g.n_nodes()])
+            .unwrap()
             .with_threads(t)
             .unwrap()
             .with_block_width(BlockWidth::Columns(b))
