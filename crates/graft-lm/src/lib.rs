@@ -19,11 +19,15 @@
 //! Planned (issue 4): safetensors loading with a load report, T5 and BERT,
 //! the shared embedding-injection API, beam search and batched scoring.
 
+#[cfg(feature = "tch")]
+pub mod bert;
 pub mod error;
 pub mod gguf;
 #[cfg(feature = "tch")]
 pub mod llama;
 pub mod tokenizer;
+#[cfg(feature = "tch")]
+pub mod weights;
 
 pub use error::{LmError, Result};
 pub use gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, TensorInfo};

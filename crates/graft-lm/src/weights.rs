@@ -1,0 +1,1 @@
+//! safetensors weight loading (in progress).
