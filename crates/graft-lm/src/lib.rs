@@ -13,16 +13,20 @@
 //!
 //! * [`llama`] (feature `tch`, default): the LLaMA-architecture causal LM
 //!   (RMSNorm, RoPE, GQA, SwiGLU, tied embeddings) loaded from GGUF, with
-//!   a forward pass over input embeddings (the injection hook), a KV cache
-//!   and greedy decoding.
+//!   a forward pass over input embeddings (the injection hook), a KV cache,
+//!   greedy decoding and batched continuation scoring.
+//! * [`inject`] (feature `tch`): the embedding-injection API shared by the
+//!   backbones: additive whole-word embeddings, soft-prompt replacement at
+//!   placeholder positions, prepended prompt vectors.
 //!
-//! Planned (issue 4): safetensors loading with a load report, T5 and BERT,
-//! the shared embedding-injection API, beam search and batched scoring.
+//! Planned (issue 4): T5, beam search, LoRA integration.
 
 #[cfg(feature = "tch")]
 pub mod bert;
 pub mod error;
 pub mod gguf;
+#[cfg(feature = "tch")]
+pub mod inject;
 #[cfg(feature = "tch")]
 pub mod llama;
 pub mod tokenizer;

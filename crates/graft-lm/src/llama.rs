@@ -356,6 +356,77 @@ impl Llama {
         Ok(hidden.f_matmul(&w.f_tr()?)?)
     }
 
+    /// Sum of the log-probabilities of each continuation given its prompt,
+    /// for a batch of `(prompt, continuation)` pairs: `[N]`, differentiable
+    /// (so Yes/No CTR scoring can train through it).
+    ///
+    /// Sequences are right-padded into one batch; with causal attention the
+    /// padding never affects real positions. Logits are computed only at
+    /// the positions that predict continuation tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::WrongType`] for an empty prompt; [`LmError::Tch`] if
+    /// libtorch fails (e.g. a token id outside the vocabulary).
+    pub fn log_prob_sums(&self, pairs: &[(&[u32], &[u32])]) -> Result<Tensor> {
+        let n = pairs.len();
+        let max_len = pairs
+            .iter()
+            .map(|(p, c)| p.len() + c.len())
+            .max()
+            .unwrap_or(0);
+        if pairs.iter().any(|(p, _)| p.is_empty()) {
+            return Err(LmError::WrongType {
+                name: "prompt".into(),
+                expected: "at least one token".into(),
+                found: "none".into(),
+            });
+        }
+        let mut ids = vec![0i64; n * max_len];
+        let (mut rows, mut cols, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (p, c)) in pairs.iter().enumerate() {
+            for (j, &tok) in p.iter().chain(c.iter()).enumerate() {
+                ids[i * max_len + j] = i64::from(tok);
+            }
+            for (k, &tok) in c.iter().enumerate() {
+                rows.push(i as i64);
+                cols.push((p.len() + k - 1) as i64);
+                targets.push(i64::from(tok));
+            }
+        }
+        let dev = self.device;
+        let sums = Tensor::f_zeros([to_i64(n)], (Kind::Float, dev))?;
+        if n == 0 || targets.is_empty() {
+            return Ok(sums);
+        }
+        let input = Tensor::f_from_slice(&ids)?
+            .f_view([to_i64(n), to_i64(max_len)])?
+            .f_to(dev)?;
+        let hidden = self.forward_embeds(&self.embed(&input)?, &mut KvCache::default(), None)?;
+        let rows = Tensor::f_from_slice(&rows)?.f_to(dev)?;
+        let cols = Tensor::f_from_slice(&cols)?.f_to(dev)?;
+        let targets = Tensor::f_from_slice(&targets)?.f_to(dev)?;
+        let picked = hidden.f_index(&[Some(&rows), Some(&cols)])?; // [N_tokens, H]
+        let logp = self
+            .logits(&picked)?
+            .f_log_softmax(-1, Kind::Float)?
+            .f_gather(1, &targets.f_unsqueeze(1)?, false)?
+            .f_squeeze_dim(1)?;
+        Ok(sums.f_index_add(0, &rows, &logp)?)
+    }
+
+    /// [`log_prob_sums`](Self::log_prob_sums) without gradients, as `f64`s.
+    ///
+    /// # Errors
+    ///
+    /// As [`log_prob_sums`](Self::log_prob_sums).
+    pub fn score_continuations(&self, pairs: &[(&[u32], &[u32])]) -> Result<Vec<f64>> {
+        let t = tch::no_grad(|| self.log_prob_sums(pairs))?;
+        Ok(Vec::<f64>::try_from(
+            t.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?,
+        )?)
+    }
+
     /// Greedy decoding: appends up to `max_new` tokens to `prompt`, stopping
     /// after `eos`; returns only the new tokens.
     ///
