@@ -193,3 +193,59 @@ fn smollm2_soft_prompt_gradients_flow_through_the_model() {
         .backward();
     assert!(soft.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
 }
+
+#[test]
+fn smollm2_beam_search_is_consistent_with_scoring_and_greedy() {
+    use graft_lm::llama::BeamConfig;
+    let Some((model, tok)) = smollm2() else {
+        return;
+    };
+    let prompt = tok
+        .encode("The capital of France is", false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    // One beam is greedy decoding.
+    let greedy = model.generate_greedy(&prompt, 4, None).unwrap();
+    let one = model
+        .beam_search(
+            &prompt,
+            &BeamConfig {
+                beams: 1,
+                max_new: 4,
+                num_return: 1,
+                ..BeamConfig::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(one[0].tokens, greedy);
+    let cfg = BeamConfig {
+        beams: 4,
+        max_new: 4,
+        eos: Some(2),
+        length_penalty: 0.0,
+        num_return: 4,
+    };
+    let hyps = model.beam_search(&prompt, &cfg).unwrap();
+    assert_eq!(hyps.len(), 4);
+    assert!(hyps.windows(2).all(|w| w[0].score >= w[1].score));
+    // Each hypothesis' log-probability is what scoring its tokens gives.
+    let pairs: Vec<(&[u32], &[u32])> = hyps
+        .iter()
+        .map(|h| (prompt.as_slice(), h.tokens.as_slice()))
+        .collect();
+    let scored = model.score_continuations(&pairs).unwrap();
+    for (h, s) in hyps.iter().zip(&scored) {
+        assert!(
+            (h.log_prob - s).abs() < 2e-3,
+            "{:?}: beam {} vs scored {s}",
+            h.tokens,
+            h.log_prob
+        );
+    }
+    // With a length penalty of 0 the best beam is at least as likely as greedy.
+    let g = model
+        .score_continuations(&[(prompt.as_slice(), greedy.as_slice())])
+        .unwrap()[0];
+    assert!(hyps[0].log_prob >= g - 1e-4);
+}
