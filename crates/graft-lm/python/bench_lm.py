@@ -1,0 +1,64 @@
+"""Python peer of graft-lm's `bench_lm` example: SmolLM2-135M-Instruct in
+Hugging Face transformers (float32, loaded from the same GGUF), timed with
+the same workloads and thread count. Prints one JSON line per workload.
+
+    .venv/bin/python crates/graft-lm/python/bench_lm.py --gguf FILE --threads 2
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+import torch  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from transformers.utils import logging  # noqa: E402
+
+logging.set_verbosity_error()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gguf", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    d, f = os.path.split(os.path.abspath(args.gguf))
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    ids = tok("The capital of France is", return_tensors="pt", add_special_tokens=False).input_ids
+    times = []
+    with torch.no_grad():
+        model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            model.generate(ids, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False)
+            times.append(time.perf_counter() - t0)
+    t = sorted(times)[len(times) // 2]
+    print(json.dumps({"workload": "generate", "impl": "transformers", "tokens_per_s": args.new_tokens / t,
+                      "seconds": t, "threads": torch.get_num_threads(),
+                      "transformers": __import__("transformers").__version__}), flush=True)
+    g = torch.Generator().manual_seed(0)
+    batch = torch.randint(3, 49152, (args.batch, args.seq), generator=g)
+    times = []
+    with torch.no_grad():
+        model(batch)
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            model(batch).logits
+            times.append(time.perf_counter() - t0)
+    t = sorted(times)[len(times) // 2]
+    print(json.dumps({"workload": "forward", "impl": "transformers", "tokens_per_s": args.batch * args.seq / t,
+                      "seconds": t, "threads": torch.get_num_threads()}), flush=True)
+    print(f"python done ({args.threads} threads)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
