@@ -24,6 +24,16 @@ pub enum LmError {
         /// What is wrong.
         reason: String,
     },
+    /// A safetensors file (or a model's JSON config) is malformed.
+    #[error("{}: at byte {offset}: {reason}", path.as_ref().map_or_else(|| "<bytes>".to_string(), |p| p.display().to_string()))]
+    Format {
+        /// The file, when the bytes came from one.
+        path: Option<PathBuf>,
+        /// Byte offset where the problem was found (0 for whole-file problems).
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tensor or metadata key the caller asked for is absent.
     #[error("missing {what}: {name}")]
     Missing {

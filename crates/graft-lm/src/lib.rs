@@ -19,7 +19,15 @@
 //!   backbones: additive whole-word embeddings, soft-prompt replacement at
 //!   placeholder positions, prepended prompt vectors.
 //!
-//! Planned (issue 4): T5, beam search, LoRA integration.
+//! * [`weights`] (feature `tch`): safetensors loading (F32/F16/BF16/I64,
+//!   bounds-checked) with prefix handling and a [`weights::LoadReport`] of
+//!   applied / missing / unused tensors.
+//! * [`bert`] (feature `tch`): the BERT encoder (Hugging Face names,
+//!   `forward_embeds` injection hook) and `SentenceEncoder`
+//!   (all-MiniLM-L6-v2: tokenizer, mean pooling, L2 normalisation).
+//!
+//! Planned (issue 4): T5 encoder-decoder, LoRA integration, the training
+//! step benchmark.
 
 #[cfg(feature = "tch")]
 pub mod bert;
@@ -33,5 +41,11 @@ pub mod tokenizer;
 #[cfg(feature = "tch")]
 pub mod weights;
 
+#[cfg(feature = "tch")]
+pub use bert::{BertConfig, BertModel, SentenceEncoder};
 pub use error::{LmError, Result};
 pub use gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, TensorInfo};
+#[cfg(feature = "tch")]
+pub use llama::{BeamConfig, Llama, LlamaConfig};
+#[cfg(feature = "tch")]
+pub use weights::{LoadReport, Weights};

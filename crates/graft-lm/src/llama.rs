@@ -366,17 +366,18 @@ impl Llama {
             } else {
                 cache.layers[i] = (k.shallow_clone(), v.shallow_clone());
             }
-            let k = k.f_repeat_interleave_self_int(rep, 1, None)?;
-            let v = v.f_repeat_interleave_self_int(rep, 1, None)?;
-            let att = q
-                .f_matmul(&k.f_transpose(-2, -1)?)?
-                .f_mul_scalar(scale)?
-                .f_add(&bias)?
-                .f_softmax(-1, Kind::Float)?;
-            let o = att
-                .f_matmul(&v)?
-                .f_transpose(1, 2)?
-                .f_reshape([b, t, nh * hd])?;
+            // Fused attention; grouped-query heads are shared, not copied.
+            let att = Tensor::f_scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                Some(&bias),
+                0.0,
+                false,
+                scale,
+                rep > 1,
+            )?;
+            let o = att.f_transpose(1, 2)?.f_reshape([b, t, nh * hd])?;
             h = h.f_add(&o.f_matmul(&blk.wo.f_tr()?)?)?;
             let f = self.rms_norm(&h, &blk.ffn_norm)?;
             let gate = f.f_matmul(&blk.w_gate.f_tr()?)?.f_silu()?;
