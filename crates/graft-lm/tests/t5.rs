@@ -1,0 +1,212 @@
+//! T5 against Hugging Face transformers on tiny random checkpoints written
+//! by `python/golden_t5.py` (committed fixtures: ReLU + tied embeddings,
+//! gated GELU + separate head; long inputs and padding).
+
+#![cfg(feature = "tch")]
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use graft_lm::t5::{T5Config, T5};
+use graft_lm::weights::Weights;
+use graft_lm::LmError;
+use tch::{Device, Kind, Tensor};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn golden(name: &str) -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
+    let w = Weights::read(fixture(name).join("golden.safetensors")).unwrap();
+    let g = |n: &str| w.get(n).unwrap().shallow_clone();
+    (
+        g("input_ids"),
+        g("attention_mask"),
+        g("decoder_input_ids"),
+        g("logits"),
+        g("encoder_out"),
+    )
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn tiny_checkpoints_match_transformers() {
+    for name in ["t5_tiny_relu", "t5_tiny_gated"] {
+        let (model, report) = T5::load(fixture(name), Device::Cpu).unwrap();
+        assert!(report.missing.is_empty(), "{name}: {report}");
+        let (ids, mask, dec, logits, enc_out) = golden(name);
+        let enc = tch::no_grad(|| model.encode(&ids, &mask)).unwrap();
+        // Padded encoder rows are not compared (they attend only to real tokens anyway).
+        let real = mask.to_kind(Kind::Bool).unsqueeze(-1);
+        let d_enc = max_diff(
+            &enc.masked_fill(&real.logical_not(), 0.0),
+            &enc_out.masked_fill(&real.logical_not(), 0.0),
+        );
+        let out = tch::no_grad(|| model.decode(&dec, &enc, &mask)).unwrap();
+        let d_logits = max_diff(&out, &logits);
+        eprintln!("{name}: encoder max diff {d_enc:.2e}, logits max diff {d_logits:.2e}");
+        assert!(
+            d_enc < 1e-5 && d_logits < 1e-5,
+            "{name}: {d_enc} {d_logits}"
+        );
+    }
+}
+
+#[test]
+fn encoder_injection_hook_and_gradients() {
+    let (model, _) = T5::load(fixture("t5_tiny_relu"), Device::Cpu).unwrap();
+    let (ids, mask, dec, _, _) = golden("t5_tiny_relu");
+    let a = model.encode(&ids, &mask).unwrap();
+    let b = model
+        .encode_embeds(&model.embed(&ids).unwrap(), &mask)
+        .unwrap();
+    assert_eq!(max_diff(&a, &b), 0.0);
+    // A whole-word table added to the encoder input gets gradients.
+    let table = Tensor::zeros([8, 16], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let ww = ids.remainder(8);
+    let e = graft_lm::inject::inject(
+        &model.embed(&ids).unwrap(),
+        &[graft_lm::inject::Injection::additive(&ww, &table, 1.0)],
+    )
+    .unwrap();
+    let enc = model.encode_embeds(&e, &mask).unwrap();
+    model
+        .decode(&dec, &enc, &mask)
+        .unwrap()
+        .log_softmax(-1, Kind::Float)
+        .get(0)
+        .get(3)
+        .get(5)
+        .backward();
+    assert!(table.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+}
+
+#[test]
+fn t5_small_preset_builds_randomly_and_configs_are_checked() {
+    let cfg = T5Config::t5_small();
+    assert_eq!(
+        (cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.vocab_size),
+        (512, 6, 8, 32_128)
+    );
+    let m = T5::random(
+        &T5Config {
+            num_layers: 1,
+            num_decoder_layers: Some(1),
+            ..cfg.clone()
+        },
+        1,
+        Device::Cpu,
+    )
+    .unwrap();
+    let ids = Tensor::from_slice(&[5i64, 6, 1]).view([1, 3]);
+    let mask = Tensor::ones([1, 3], (Kind::Int64, Device::Cpu));
+    let enc = m.encode(&ids, &mask).unwrap();
+    let logits = m
+        .decode(
+            &Tensor::zeros([1, 1], (Kind::Int64, Device::Cpu)),
+            &enc,
+            &mask,
+        )
+        .unwrap();
+    assert_eq!(logits.size(), [1, 1, 32_128]);
+    assert!(matches!(
+        T5::random(
+            &T5Config {
+                feed_forward_proj: "swish".into(),
+                ..cfg.clone()
+            },
+            1,
+            Device::Cpu
+        ),
+        Err(LmError::Format { .. })
+    ));
+    assert!(matches!(
+        T5::random(&T5Config { d_model: 0, ..cfg }, 1, Device::Cpu),
+        Err(LmError::Format { .. })
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), "{\"d_model\": 3}").unwrap();
+    assert!(matches!(
+        T5Config::from_hf_config(dir.path().join("config.json")),
+        Err(LmError::Format { .. })
+    ));
+    assert!(matches!(
+        T5::load(dir.path(), Device::Cpu),
+        Err(LmError::Format { .. })
+    ));
+}
+
+#[test]
+fn beam_search_on_the_decoder_is_consistent() {
+    use graft_lm::BeamConfig;
+    let (model, _) = T5::load(fixture("t5_tiny_relu"), Device::Cpu).unwrap();
+    let (ids, mask, _, _, _) = golden("t5_tiny_relu");
+    let (ids, mask) = (ids.narrow(0, 0, 1), mask.narrow(0, 0, 1));
+    let enc = tch::no_grad(|| model.encode(&ids, &mask)).unwrap();
+    let cfg = BeamConfig {
+        beams: 3,
+        max_new: 5,
+        eos: Some(1),
+        length_penalty: 0.0,
+        num_return: 3,
+    };
+    let hyps = model.beam_search(&enc, &mask, &cfg).unwrap();
+    assert!(!hyps.is_empty() && hyps.windows(2).all(|w| w[0].score >= w[1].score));
+    for h in &hyps {
+        // Teacher-forced log-probability of the hypothesis.
+        let mut dec = vec![0i64];
+        dec.extend(h.tokens.iter().map(|&t| i64::from(t)));
+        let d = Tensor::from_slice(&dec[..dec.len() - 1]).view([1, -1]);
+        let lp = tch::no_grad(|| model.decode(&d, &enc, &mask))
+            .unwrap()
+            .log_softmax(-1, Kind::Float);
+        let mut sum = 0.0;
+        for (pos, &t) in h.tokens.iter().enumerate() {
+            sum += lp.double_value(&[0, pos as i64, i64::from(t)]);
+        }
+        assert!(
+            (sum - h.log_prob).abs() < 1e-4,
+            "{:?}: {sum} vs {}",
+            h.tokens,
+            h.log_prob
+        );
+    }
+    // One beam = greedy.
+    let one = model
+        .beam_search(
+            &enc,
+            &mask,
+            &BeamConfig {
+                beams: 1,
+                max_new: 4,
+                eos: None,
+                length_penalty: 0.0,
+                num_return: 1,
+            },
+        )
+        .unwrap();
+    let mut dec = vec![0i64];
+    for _ in 0..4 {
+        let d = Tensor::from_slice(&dec).view([1, -1]);
+        let next = tch::no_grad(|| model.decode(&d, &enc, &mask))
+            .unwrap()
+            .get(0)
+            .get(dec.len() as i64 - 1)
+            .argmax(-1, false)
+            .int64_value(&[]);
+        dec.push(next);
+    }
+    assert_eq!(
+        one[0]
+            .tokens
+            .iter()
+            .map(|&t| i64::from(t))
+            .collect::<Vec<_>>(),
+        dec[1..].to_vec()
+    );
+}
