@@ -1,7 +1,8 @@
 //! `cargo xtask <command>`: the project's set-up, demo and test commands.
 //!
 //! * `setup`: create `.venv` with PyPI `torch==2.13.0` (libtorch for `tch`)
-//!   and the stable link `.venv/libtorch` that `.cargo/config.toml` points at
+//!   and the stable link `.venv/libtorch` that `.cargo/config.toml` points at,
+//!   plus the pinned Python references (peft, transformers, accelerate, gguf)
 //! * `fetch-data`: download MovieLens-100K (RecBole atomic files shipped in
 //!   the `recbole==1.2.1` wheel) into `.cache/data/ml-100k`, check row counts
 //! * `demo`: setup + fetch-data, then run the demo example (release build)
@@ -22,6 +23,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const TORCH_VERSION: &str = "2.13.0";
+/// Python references used by tests and golden scripts (PEFT round trip;
+/// transformers/gguf/accelerate for the golden fixtures), pinned.
+const PY_REFERENCES: [(&str, &str); 4] = [
+    ("peft", "0.21.2"),
+    ("transformers", "5.23.0"),
+    ("accelerate", "1.15.0"),
+    ("gguf", "0.19.0"),
+];
 const RECBOLE_WHEEL: &str = "recbole==1.2.1";
 const ML100K_FILES: [(&str, usize); 3] = [
     ("ml-100k.inter", 100_000),
@@ -161,6 +170,28 @@ fn setup() -> Result<PathBuf> {
             out.lines().nth(1).unwrap_or_default().to_owned()
         }
     };
+    // The Python references, installed once (pip's own resolver keeps torch).
+    let probe_refs = format!(
+        "import importlib.metadata as m\nfor n, v in {:?}:\n    assert m.version(n) == v, n",
+        PY_REFERENCES
+    );
+    let have_refs = Command::new(&python)
+        .args(["-c", &probe_refs])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have_refs {
+        step("venv: Python references (peft, transformers, accelerate, gguf) present");
+    } else {
+        step("installing the Python references into the venv (PyPI: peft, transformers, accelerate, gguf)");
+        let specs: Vec<String> = PY_REFERENCES
+            .iter()
+            .map(|(n, v)| format!("{n}=={v}"))
+            .collect();
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .arg(format!("torch=={TORCH_VERSION}"))
+            .args(&specs))?;
+    }
     let link = venv.join("libtorch");
     let target = PathBuf::from(&torch_dir);
     if fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
@@ -325,7 +356,8 @@ fn test(args: &[String]) -> Result<()> {
         .env("GRAFT_SMOLLM2_GGUF", &models.smollm2_gguf)
         .env("GRAFT_MINILM_DIR", &models.minilm_dir)
         .env("GRAFT_PYTHON", &python)
-        .env("GRAFT_REQUIRE_TORCH_REFERENCE", "1"))?;
+        .env("GRAFT_REQUIRE_TORCH_REFERENCE", "1")
+        .env("GRAFT_REQUIRE_PEFT", "1"))?;
     step("running the doctests");
     run(cargo().args(["test", "--workspace", "--doc"]).args(args))
 }
