@@ -6,8 +6,12 @@
 //! ```
 //!
 //! Workloads: greedy generation of 32 tokens after "The capital of France
-//! is" (tokens/s), and a forward pass over a batch of 8 x 128 random tokens
-//! with logits at every position (tokens/s). The Python side is
+//! is" (tokens/s); a forward pass over a batch of 8 x 128 random tokens
+//! with logits at every position (tokens/s); one LoRA training step (r 8
+//! on q_proj and v_proj, batch 8 x 128, loss on the last 16 tokens of each
+//! sequence, AdamW; tokens/s of the batch), ours with logits computed only
+//! at the scored positions and, like for like, at every position, against
+//! transformers + PEFT (which computes them everywhere). The Python side is
 //! `python/bench_lm.py` (transformers loading the same GGUF, float32); it
 //! needs `pip install transformers gguf accelerate` in the venv.
 
@@ -98,6 +102,53 @@ fn main() -> BoxResult<()> {
     }
     ours.push(("forward", 8.0 * 128.0 / median(times)));
 
+    // LoRA training step: r 8 on q_proj/v_proj, batch 8 x 128, loss on the
+    // last 16 tokens of each sequence, AdamW. Ours computes logits only at
+    // the 8 x 16 scored positions; the "all logits" variant projects every
+    // position, as transformers does.
+    let mut model = model;
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    model.attach_lora(&vs.root().sub("lora"), &graft_lora::LoraConfig::default())?;
+    let mut opt = tch::nn::OptimizerConfig::build(tch::nn::AdamW::default(), &vs, 1e-4)?;
+    let rows: Vec<Vec<u32>> = (0..8)
+        .map(|r| Vec::<i64>::try_from(batch.get(r)).map(|v| v.iter().map(|&x| x as u32).collect()))
+        .collect::<Result<_, _>>()?;
+    let pairs: Vec<(&[u32], &[u32])> = rows.iter().map(|r| (&r[..112], &r[112..])).collect();
+    let mut step_scored = || -> BoxResult<()> {
+        let lp = model.log_prob_sums_t(&pairs, true)?;
+        let loss = lp.sum(Kind::Float).f_neg()?.f_div_scalar(8.0 * 16.0)?;
+        opt.backward_step(&loss);
+        Ok(())
+    };
+    step_scored()?;
+    let mut times = Vec::new();
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        step_scored()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    ours.push(("train", 8.0 * 128.0 / median(times)));
+    let targets = batch.narrow(1, 112, 16);
+    let mut step_all = || -> BoxResult<()> {
+        let h =
+            model.forward_embeds_t(&model.embed(&batch)?, &mut KvCache::default(), None, true)?;
+        let logp = model.logits(&h)?.f_log_softmax(-1, Kind::Float)?; // [8, 128, V]
+        let picked = logp
+            .f_narrow(1, 111, 16)?
+            .f_gather(2, &targets.f_unsqueeze(-1)?, false)?;
+        let loss = picked.f_mean(Kind::Float)?.f_neg()?;
+        opt.backward_step(&loss);
+        Ok(())
+    };
+    step_all()?;
+    let mut times = Vec::new();
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        step_all()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    ours.push(("train_all_logits", 8.0 * 128.0 / median(times)));
+
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/bench_lm.py");
     let out = Command::new(&a.python)
         .arg(&script)
@@ -136,9 +187,12 @@ fn main() -> BoxResult<()> {
     for (w, ours) in &ours {
         let label = match *w {
             "generate" => "greedy generation, 32 new tokens",
-            _ => "forward 8 x 128 + all logits",
+            "forward" => "forward 8 x 128 + all logits",
+            "train" => "LoRA train step (scored logits)",
+            _ => "LoRA train step (all logits)",
         };
-        let t = theirs.get(*w).copied().unwrap_or(f64::NAN);
+        let key = if *w == "train_all_logits" { "train" } else { w };
+        let t = theirs.get(key).copied().unwrap_or(f64::NAN);
         println!("{label:<36} {ours:>14.1} {t:>16.1} {:>7.2}x", ours / t);
     }
     Ok(())

@@ -1,6 +1,7 @@
 """Python peer of graft-lm's `bench_lm` example: SmolLM2-135M-Instruct in
 Hugging Face transformers (float32, loaded from the same GGUF), timed with
-the same workloads and thread count. Prints one JSON line per workload.
+the same workloads and thread count. Prints one JSON line per workload (generation, forward, LoRA training
+step with PEFT).
 
     .venv/bin/python crates/graft-lm/python/bench_lm.py --gguf FILE --threads 2
 """
@@ -57,6 +58,33 @@ def main():
     t = sorted(times)[len(times) // 2]
     print(json.dumps({"workload": "forward", "impl": "transformers", "tokens_per_s": args.batch * args.seq / t,
                       "seconds": t, "threads": torch.get_num_threads()}), flush=True)
+    # LoRA training step, as graft's: r 8 on q_proj/v_proj, loss on the last
+    # 16 tokens of each sequence (labels -100 elsewhere), AdamW.
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
+                                                  target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    peft_model.train()
+    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-4)
+    labels = batch.clone()
+    labels[:, :112] = -100
+
+    def step():
+        out = peft_model(input_ids=batch, labels=labels)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    step()
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    t = sorted(times)[len(times) // 2]
+    print(json.dumps({"workload": "train", "impl": "transformers+peft", "tokens_per_s": args.batch * args.seq / t,
+                      "seconds": t, "threads": torch.get_num_threads(),
+                      "peft": __import__("peft").__version__}), flush=True)
     print(f"python done ({args.threads} threads)", file=sys.stderr)
 
 

@@ -58,6 +58,10 @@ pub enum LmError {
         /// The type found.
         found: String,
     },
+    /// An error from the LoRA adapters.
+    #[cfg(feature = "tch")]
+    #[error(transparent)]
+    Lora(#[from] graft_lora::LoraError),
     /// An error raised by libtorch.
     #[cfg(feature = "tch")]
     #[error(transparent)]

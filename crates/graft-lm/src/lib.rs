@@ -30,8 +30,11 @@
 //!   names (t5-small preset, ReLU or gated GELU), `encode_embeds` injection
 //!   hook, decoder beam search ([`beam`] is shared with LLaMA).
 //!
-//! Planned (issue 4): LoRA inside the backbones and the training-step
-//! benchmark against transformers + PEFT.
+//! LoRA: [`llama::Llama::attach_lora`] puts `graft-lora` adapters on the
+//! projections named like Hugging Face's (`model.layers.{i}.self_attn.q_proj`,
+//! ...), so saved adapters load onto the Hugging Face model with PEFT.
+//! `examples/bench_lm.rs` times generation, forward and a LoRA training
+//! step against transformers + PEFT.
 
 #[cfg(feature = "tch")]
 pub mod beam;

@@ -151,6 +151,7 @@ pub struct Llama {
     norm: Tensor,
     output: Option<Tensor>,
     device: Device,
+    lora: Option<graft_lora::LoraModel>,
 }
 
 fn to_i64(x: usize) -> i64 {
@@ -209,6 +210,7 @@ impl Llama {
             blocks,
             output,
             device,
+            lora: None,
             cfg,
         })
     }
@@ -278,6 +280,22 @@ impl Llama {
         cache: &mut KvCache,
         mask: Option<&Tensor>,
     ) -> Result<Tensor> {
+        self.forward_embeds_t(x, cache, mask, false)
+    }
+
+    /// [`forward_embeds`](Self::forward_embeds) in training (`train`: LoRA
+    /// dropout active) or evaluation mode.
+    ///
+    /// # Errors
+    ///
+    /// As [`forward_embeds`](Self::forward_embeds).
+    pub fn forward_embeds_t(
+        &self,
+        x: &Tensor,
+        cache: &mut KvCache,
+        mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         let s = x.size();
         let (b, t) = (s[0], s[1]);
         let (nh, nkv, hd) = (
@@ -302,16 +320,16 @@ impl Llama {
         let fresh = cache.layers.is_empty();
         for (i, blk) in self.blocks.iter().enumerate() {
             let a = self.rms_norm(&h, &blk.attn_norm)?;
-            let q = a
-                .f_matmul(&blk.wq.f_tr()?)?
+            let q = self
+                .proj(i, "self_attn.q_proj", &blk.wq, &a, train)?
                 .f_view([b, t, nh, hd])?
                 .f_transpose(1, 2)?;
-            let k = a
-                .f_matmul(&blk.wk.f_tr()?)?
+            let k = self
+                .proj(i, "self_attn.k_proj", &blk.wk, &a, train)?
                 .f_view([b, t, nkv, hd])?
                 .f_transpose(1, 2)?;
-            let v = a
-                .f_matmul(&blk.wv.f_tr()?)?
+            let v = self
+                .proj(i, "self_attn.v_proj", &blk.wv, &a, train)?
                 .f_view([b, t, nkv, hd])?
                 .f_transpose(1, 2)?;
             let q = self.rope(&q, start)?;
@@ -339,13 +357,94 @@ impl Llama {
                 rep > 1,
             )?;
             let o = att.f_transpose(1, 2)?.f_reshape([b, t, nh * hd])?;
-            h = h.f_add(&o.f_matmul(&blk.wo.f_tr()?)?)?;
+            h = h.f_add(&self.proj(i, "self_attn.o_proj", &blk.wo, &o, train)?)?;
             let f = self.rms_norm(&h, &blk.ffn_norm)?;
-            let gate = f.f_matmul(&blk.w_gate.f_tr()?)?.f_silu()?;
-            let up = f.f_matmul(&blk.w_up.f_tr()?)?;
-            h = h.f_add(&gate.f_mul(&up)?.f_matmul(&blk.w_down.f_tr()?)?)?;
+            let gate = self
+                .proj(i, "mlp.gate_proj", &blk.w_gate, &f, train)?
+                .f_silu()?;
+            let up = self.proj(i, "mlp.up_proj", &blk.w_up, &f, train)?;
+            let down = self.proj(i, "mlp.down_proj", &blk.w_down, &gate.f_mul(&up)?, train)?;
+            h = h.f_add(&down)?;
         }
         self.rms_norm(&h, &self.norm)
+    }
+
+    /// `x W^T`, or the LoRA-adapted projection when an adapter is attached
+    /// to this module (Hugging Face name `model.layers.{i}.{module}`).
+    fn proj(&self, i: usize, module: &str, w: &Tensor, x: &Tensor, train: bool) -> Result<Tensor> {
+        if let Some(lora) = &self.lora {
+            let name = module_name(i, module);
+            if lora.get(&name).is_some() {
+                return Ok(lora.forward_t(&name, x, train)?);
+            }
+        }
+        Ok(x.f_matmul(&w.f_tr()?)?)
+    }
+
+    /// Attaches LoRA adapters, created under `path` (so an optimiser over
+    /// its `VarStore` trains exactly them), to the projections whose
+    /// Hugging Face names (`model.layers.{i}.self_attn.{q,k,v,o}_proj`,
+    /// `model.layers.{i}.mlp.{gate,up,down}_proj`) match `cfg`. The base
+    /// weights stay frozen. Returns PEFT's trainable-parameter report for
+    /// the whole model. Adapters saved with
+    /// [`LoraModel::save_pretrained`](graft_lora::LoraModel::save_pretrained)
+    /// load onto the Hugging Face model with PEFT.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Lora`] for a bad configuration or no matching module.
+    pub fn attach_lora(
+        &mut self,
+        path: &tch::nn::Path<'_>,
+        cfg: &graft_lora::LoraConfig,
+    ) -> Result<graft_lora::TrainableReport> {
+        const MODULES: [&str; 7] = [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        ];
+        let mut base = Vec::with_capacity(self.blocks.len() * MODULES.len());
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let ws = [
+                &blk.wq,
+                &blk.wk,
+                &blk.wv,
+                &blk.wo,
+                &blk.w_gate,
+                &blk.w_up,
+                &blk.w_down,
+            ];
+            for (m, w) in MODULES.iter().zip(ws) {
+                base.push((module_name(i, m), w.shallow_clone()));
+            }
+        }
+        let lora = graft_lora::LoraModel::new(path, cfg, base)?;
+        let numel = |t: &Tensor| t.size().iter().product::<i64>();
+        let other = numel(&self.embedding)
+            + numel(&self.norm)
+            + self.output.as_ref().map_or(0, numel)
+            + self
+                .blocks
+                .iter()
+                .map(|b| numel(&b.attn_norm) + numel(&b.ffn_norm))
+                .sum::<i64>();
+        let report = lora.report().with_frozen(other);
+        self.lora = Some(lora);
+        Ok(report)
+    }
+
+    /// The attached LoRA adapters, if any.
+    pub fn lora(&self) -> Option<&graft_lora::LoraModel> {
+        self.lora.as_ref()
+    }
+
+    /// Mutable access to the attached adapters (merge, unmerge, load).
+    pub fn lora_mut(&mut self) -> Option<&mut graft_lora::LoraModel> {
+        self.lora.as_mut()
     }
 
     /// Logits `[..., vocab]` of final hidden states.
@@ -371,6 +470,16 @@ impl Llama {
     /// [`LmError::WrongType`] for an empty prompt; [`LmError::Tch`] if
     /// libtorch fails (e.g. a token id outside the vocabulary).
     pub fn log_prob_sums(&self, pairs: &[(&[u32], &[u32])]) -> Result<Tensor> {
+        self.log_prob_sums_t(pairs, false)
+    }
+
+    /// [`log_prob_sums`](Self::log_prob_sums) in training mode (`train`:
+    /// LoRA dropout active), for fine-tuning.
+    ///
+    /// # Errors
+    ///
+    /// As [`log_prob_sums`](Self::log_prob_sums).
+    pub fn log_prob_sums_t(&self, pairs: &[(&[u32], &[u32])], train: bool) -> Result<Tensor> {
         let n = pairs.len();
         let max_len = pairs
             .iter()
@@ -404,7 +513,8 @@ impl Llama {
         let input = Tensor::f_from_slice(&ids)?
             .f_view([to_i64(n), to_i64(max_len)])?
             .f_to(dev)?;
-        let hidden = self.forward_embeds(&self.embed(&input)?, &mut KvCache::default(), None)?;
+        let hidden =
+            self.forward_embeds_t(&self.embed(&input)?, &mut KvCache::default(), None, train)?;
         let rows = Tensor::f_from_slice(&rows)?.f_to(dev)?;
         let cols = Tensor::f_from_slice(&cols)?.f_to(dev)?;
         let targets = Tensor::f_from_slice(&targets)?.f_to(dev)?;
@@ -524,4 +634,9 @@ impl Llama {
         }
         Ok(out)
     }
+}
+
+/// Hugging Face module name of block `i`'s `module`.
+fn module_name(i: usize, module: &str) -> String {
+    format!("model.layers.{i}.{module}")
 }

