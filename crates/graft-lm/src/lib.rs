@@ -12,7 +12,8 @@
 //!   as a `tokenizers::Tokenizer`.
 //!
 //! * [`llama`] (feature `tch`, default): the LLaMA-architecture causal LM
-//!   (RMSNorm, RoPE, GQA, SwiGLU, tied embeddings) loaded from GGUF, with
+//!   (RMSNorm, RoPE, GQA, SwiGLU, tied embeddings) loaded from GGUF or a
+//!   Hugging Face checkpoint directory, with
 //!   a forward pass over input embeddings (the injection hook), a KV cache,
 //!   greedy decoding and batched continuation scoring.
 //! * [`inject`] (feature `tch`): the embedding-injection API shared by the

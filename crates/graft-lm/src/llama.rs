@@ -110,6 +110,20 @@ impl LlamaConfig {
     }
 }
 
+/// The `config.json` fields of a Hugging Face LLaMA checkpoint.
+#[derive(Debug, serde::Deserialize)]
+struct HfLlamaConfig {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    rms_norm_eps: f64,
+    rope_theta: Option<f64>,
+    tie_word_embeddings: Option<bool>,
+}
+
 /// One transformer block's weights (`[out, in]` matrices).
 #[derive(Debug)]
 struct Block {
@@ -213,6 +227,106 @@ impl Llama {
             lora: None,
             cfg,
         })
+    }
+
+    /// Loads a Hugging Face LLaMA-architecture checkpoint directory
+    /// (`config.json` + `model.safetensors`, names such as
+    /// `model.layers.0.self_attn.q_proj.weight`); returns the model and its
+    /// load report. The Q and K projections are permuted on load into the
+    /// adjacent-pair RoPE layout this implementation (and GGUF) uses, so
+    /// the outputs equal the Hugging Face model's.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Io`] / [`LmError::Format`] for an unreadable or invalid
+    /// config or checkpoint; [`LmError::Missing`] / [`LmError::WrongType`]
+    /// for absent or mis-shaped tensors; [`LmError::Tch`].
+    pub fn from_hf_dir(
+        dir: impl AsRef<std::path::Path>,
+        device: Device,
+    ) -> Result<(Self, crate::weights::LoadReport)> {
+        let dir = dir.as_ref();
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|source| LmError::Io {
+            path: cfg_path.clone(),
+            source,
+        })?;
+        let hf: HfLlamaConfig = serde_json::from_str(&text).map_err(|e| LmError::Format {
+            path: Some(cfg_path.clone()),
+            offset: 0,
+            reason: format!("not a LLaMA config.json: {e}"),
+        })?;
+        let cfg = LlamaConfig {
+            vocab_size: hf.vocab_size,
+            hidden: hf.hidden_size,
+            n_layers: hf.num_hidden_layers,
+            n_heads: hf.num_attention_heads,
+            n_kv_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
+            ffn: hf.intermediate_size,
+            rope_theta: hf.rope_theta.unwrap_or(10_000.0),
+            rms_eps: hf.rms_norm_eps,
+        };
+        if cfg.n_heads == 0
+            || cfg.n_kv_heads == 0
+            || cfg.hidden % cfg.n_heads != 0
+            || cfg.n_heads % cfg.n_kv_heads != 0
+            || (cfg.hidden / cfg.n_heads) % 2 != 0
+        {
+            return Err(LmError::Format {
+                path: Some(cfg_path),
+                offset: 0,
+                reason: format!("inconsistent attention shape: {cfg:?}"),
+            });
+        }
+        let mut w = crate::weights::Weights::read(dir.join("model.safetensors"))?;
+        let (h, hd, kv) = (cfg.hidden, cfg.head_dim(), cfg.n_kv_heads * cfg.head_dim());
+        let d = |v: &[usize]| -> Vec<i64> { v.iter().map(|&x| to_i64(x)).collect() };
+        let mut take = |name: String, shape: &[usize]| -> Result<Tensor> {
+            Ok(w.take_float(&name, &d(shape), Kind::Float)?.f_to(device)?)
+        };
+        // HF rotate-half layout -> adjacent pairs (llama.cpp's permutation).
+        let permute = |t: Tensor, heads: usize| -> Result<Tensor> {
+            let (out, inp) = (t.size()[0], t.size()[1]);
+            Ok(t.f_reshape([to_i64(heads), 2, to_i64(hd / 2), inp])?
+                .f_transpose(1, 2)?
+                .f_reshape([out, inp])?
+                .f_contiguous()?)
+        };
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let n = |s: &str| format!("model.layers.{i}.{s}.weight");
+            blocks.push(Block {
+                attn_norm: take(n("input_layernorm"), &[h])?,
+                wq: permute(take(n("self_attn.q_proj"), &[h, h])?, cfg.n_heads)?,
+                wk: permute(take(n("self_attn.k_proj"), &[kv, h])?, cfg.n_kv_heads)?,
+                wv: take(n("self_attn.v_proj"), &[kv, h])?,
+                wo: take(n("self_attn.o_proj"), &[h, h])?,
+                ffn_norm: take(n("post_attention_layernorm"), &[h])?,
+                w_gate: take(n("mlp.gate_proj"), &[cfg.ffn, h])?,
+                w_up: take(n("mlp.up_proj"), &[cfg.ffn, h])?,
+                w_down: take(n("mlp.down_proj"), &[h, cfg.ffn])?,
+            });
+        }
+        let embedding = take("model.embed_tokens.weight".into(), &[cfg.vocab_size, h])?;
+        let norm = take("model.norm.weight".into(), &[h])?;
+        let output = if hf.tie_word_embeddings.unwrap_or(true) {
+            None
+        } else {
+            Some(take("lm_head.weight".into(), &[cfg.vocab_size, h])?)
+        };
+        let report = w.report();
+        Ok((
+            Self {
+                cfg,
+                embedding,
+                blocks,
+                norm,
+                output,
+                device,
+                lora: None,
+            },
+            report,
+        ))
     }
 
     /// The configuration.

