@@ -137,7 +137,8 @@ fn hf_llama_checkpoint_matches_transformers() {
     let mut cache = KvCache::default();
     let first = ids.narrow(1, 0, 12);
     let rest = ids.narrow(1, 12, 8);
-    tch::no_grad(|| model.forward_embeds(&model.embed(&first).unwrap(), &mut cache, None)).unwrap();
+    let _ = tch::no_grad(|| model.forward_embeds(&model.embed(&first).unwrap(), &mut cache, None))
+        .unwrap();
     let h = tch::no_grad(|| model.forward_embeds(&model.embed(&rest).unwrap(), &mut cache, None))
         .unwrap();
     let inc = model.logits(&h).unwrap();
