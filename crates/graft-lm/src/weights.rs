@@ -175,10 +175,6 @@ fn invalid(path: Option<&Path>, offset: u64, reason: impl fmt::Display) -> LmErr
     }
 }
 
-fn to_i64(x: usize) -> i64 {
-    i64::try_from(x).unwrap_or(i64::MAX)
-}
-
 fn json_u64s(v: Option<&serde_json::Value>) -> Option<Vec<u64>> {
     v?.as_array()?
         .iter()
@@ -508,5 +504,7 @@ impl Weights {
 
 /// Shape helper: `usize` dimensions as libtorch's `i64`.
 pub(crate) fn dims(d: &[usize]) -> Vec<i64> {
-    d.iter().map(|&x| to_i64(x)).collect()
+    d.iter()
+        .map(|&x| i64::try_from(x).unwrap_or(i64::MAX))
+        .collect()
 }
