@@ -52,7 +52,27 @@ pub struct Hypothesis {
 /// Stops when `beams` hypotheses have ended with `eos` (Hugging Face's
 /// `early_stopping=True`) or after `max_new` tokens, when the running beams
 /// are added as hypotheses; returns the best `num_return`, best first.
-pub(crate) fn search<F>(cfg: &BeamConfig, first: Tensor, mut step: F) -> Result<Vec<Hypothesis>>
+pub(crate) fn search<F>(cfg: &BeamConfig, first: Tensor, step: F) -> Result<Vec<Hypothesis>>
+where
+    F: FnMut(&[i64], &[Vec<u32>]) -> Result<Tensor>,
+{
+    search_constrained(cfg, first, step, None)
+}
+
+/// Tokens a constrained search may emit after a prefix (an empty list ends
+/// the beam without a hypothesis).
+pub type AllowedTokens<'a> = dyn FnMut(&[u32]) -> Vec<u32> + 'a;
+
+/// [`search`] where, if `allowed` is given, every beam may only continue
+/// with the tokens `allowed(prefix)` returns (Hugging Face's
+/// `prefix_allowed_tokens_fn`); beams with no allowed continuation are
+/// dropped rather than padded with impossible tokens.
+pub(crate) fn search_constrained<F>(
+    cfg: &BeamConfig,
+    first: Tensor,
+    mut step: F,
+    mut allowed: Option<&mut AllowedTokens<'_>>,
+) -> Result<Vec<Hypothesis>>
 where
     F: FnMut(&[i64], &[Vec<u32>]) -> Result<Tensor>,
 {
@@ -70,6 +90,20 @@ where
     let mut done: Vec<Hypothesis> = Vec::new();
     for _ in 0..cfg.max_new {
         let vocab = logp.size()[1];
+        if let Some(allowed) = allowed.as_mut() {
+            let mut mask = vec![f64::NEG_INFINITY; beams.len() * vocab as usize];
+            for (b, (tokens, _)) in beams.iter().enumerate() {
+                for t in allowed(tokens) {
+                    if i64::from(t) < vocab {
+                        mask[b * vocab as usize + t as usize] = 0.0;
+                    }
+                }
+            }
+            let mask = Tensor::f_from_slice(&mask)?
+                .f_view([beams.len() as i64, vocab])?
+                .f_to(device)?;
+            logp = logp.f_to_kind(Kind::Double)?.f_add(&mask)?;
+        }
         let base: Vec<f64> = beams.iter().map(|b| b.1).collect();
         let base = Tensor::f_from_slice(&base)?.f_to(device)?.f_unsqueeze(1)?;
         let total = logp.f_to_kind(Kind::Double)?.f_add(&base)?.f_view([-1])?;
@@ -80,6 +114,9 @@ where
         let mut next: Vec<(Vec<u32>, f64)> = Vec::with_capacity(cfg.beams);
         let mut parents: Vec<i64> = Vec::with_capacity(cfg.beams);
         for (&v, &i) in vals.iter().zip(&idx) {
+            if !v.is_finite() {
+                break; // sorted: only disallowed continuations remain
+            }
             let (parent, tok) = ((i / vocab) as usize, u32::try_from(i % vocab).unwrap_or(0));
             let mut tokens = beams[parent].0.clone();
             tokens.push(tok);

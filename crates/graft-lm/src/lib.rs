@@ -54,7 +54,7 @@ pub mod tokenizer;
 pub mod weights;
 
 #[cfg(feature = "tch")]
-pub use beam::{BeamConfig, Hypothesis};
+pub use beam::{AllowedTokens, BeamConfig, Hypothesis};
 #[cfg(feature = "tch")]
 pub use bert::{BertConfig, BertModel, SentenceEncoder};
 pub use error::{LmError, Result};
@@ -62,6 +62,6 @@ pub use gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, TensorInfo};
 #[cfg(feature = "tch")]
 pub use llama::{Llama, LlamaConfig};
 #[cfg(feature = "tch")]
-pub use t5::{T5Config, T5};
+pub use t5::{CrossKv, T5Config, T5};
 #[cfg(feature = "tch")]
 pub use weights::{LoadReport, Weights};

@@ -239,6 +239,13 @@ struct Block {
     ff: FeedForward,
 }
 
+/// The decoder's cross-attention keys and values of one encoder output
+/// ([`T5::cross_kv`]).
+#[derive(Debug)]
+pub struct CrossKv {
+    kv: Vec<(Tensor, Tensor)>,
+}
+
 /// A T5 encoder-decoder.
 #[derive(Debug)]
 pub struct T5 {
@@ -255,23 +262,46 @@ pub struct T5 {
 /// Where weights come from: a checkpoint, or seeded random values.
 enum Source<'a> {
     Checkpoint(&'a mut Weights),
-    Random { std: f64 },
+    Random(&'a T5Config),
 }
 
 impl Source<'_> {
     fn get(&mut self, name: &str, shape: &[usize], device: Device) -> Result<Tensor> {
         let t = match self {
             Source::Checkpoint(w) => w.take_float(name, &dims(shape), Kind::Float)?,
-            Source::Random { std } => {
+            Source::Random(cfg) => {
                 if name.ends_with("layer_norm.weight") {
                     Tensor::f_ones(dims(shape).as_slice(), (Kind::Float, Device::Cpu))?
                 } else {
                     Tensor::f_randn(dims(shape).as_slice(), (Kind::Float, Device::Cpu))?
-                        .f_mul_scalar(*std)?
+                        .f_mul_scalar(random_std(cfg, name))?
                 }
             }
         };
         Ok(t.f_to(device)?)
+    }
+}
+
+/// Standard deviation of a randomly initialised weight: Hugging Face's
+/// `T5PreTrainedModel._init_weights` with `initializer_factor = 1`.
+fn random_std(cfg: &T5Config, name: &str) -> f64 {
+    let (d, kv, h, ff) = (
+        cfg.d_model as f64,
+        cfg.d_kv as f64,
+        cfg.num_heads as f64,
+        cfg.d_ff as f64,
+    );
+    if name.ends_with(".q.weight") {
+        (d * kv).powf(-0.5)
+    } else if name.ends_with(".o.weight") {
+        (h * kv).powf(-0.5)
+    } else if name.ends_with(".wo.weight") {
+        ff.powf(-0.5)
+    } else if name == "shared.weight" || name == "lm_head.weight" {
+        1.0
+    } else {
+        // k, v, relative_attention_bias, wi / wi_0 / wi_1
+        d.powf(-0.5)
     }
 }
 
@@ -377,15 +407,17 @@ impl T5 {
         Self::build(cfg, Source::Checkpoint(weights), device)
     }
 
-    /// A randomly initialised model (normal weights with standard
-    /// deviation `0.05`, unit layer norms), seeded with `seed`.
+    /// A randomly initialised model, seeded with `seed`: normal weights
+    /// with Hugging Face's T5 standard deviations (embeddings 1,
+    /// queries `(d_model d_kv)^-1/2`, keys/values/`wi` `d_model^-1/2`,
+    /// outputs `(heads d_kv)^-1/2`, `wo` `d_ff^-1/2`), unit layer norms.
     ///
     /// # Errors
     ///
     /// As [`T5Config::validate`]; [`LmError::Tch`] if libtorch fails.
     pub fn random(cfg: &T5Config, seed: i64, device: Device) -> Result<Self> {
         tch::manual_seed(seed);
-        Self::build(cfg, Source::Random { std: 0.05 }, device)
+        Self::build(cfg, Source::Random(cfg), device)
     }
 
     fn build(cfg: &T5Config, mut src: Source<'_>, device: Device) -> Result<Self> {
@@ -485,14 +517,46 @@ impl T5 {
     }
 
     fn attention(&self, a: &Attention, x: &Tensor, kv: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let (b, tq, tk) = (x.size()[0], x.size()[1], kv.size()[1]);
+        let (k, v) = self.project_kv(a, kv)?;
+        self.attend(a, x, &k, &v, bias)
+    }
+
+    /// Keys and values `[B, heads, T, d_kv]` of `kv` for attention `a`.
+    fn project_kv(&self, a: &Attention, kv: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, tk) = (kv.size()[0], kv.size()[1]);
         let (h, dk) = (self.cfg.num_heads as i64, self.cfg.d_kv as i64);
-        let split = |t: Tensor, len: i64| -> Result<Tensor> {
-            Ok(t.f_view([b, len, h, dk])?.f_transpose(1, 2)?)
+        let split =
+            |t: Tensor| -> Result<Tensor> { Ok(t.f_view([b, tk, h, dk])?.f_transpose(1, 2)?) };
+        Ok((
+            split(kv.f_matmul(&a.k.f_tr()?)?)?,
+            split(kv.f_matmul(&a.v.f_tr()?)?)?,
+        ))
+    }
+
+    /// Attention of `x` over projected keys/values (their batch may be 1
+    /// and is then broadcast over `x`'s batch).
+    fn attend(
+        &self,
+        a: &Attention,
+        x: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        bias: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, tq) = (x.size()[0], x.size()[1]);
+        let (h, dk) = (self.cfg.num_heads as i64, self.cfg.d_kv as i64);
+        let q = x
+            .f_matmul(&a.q.f_tr()?)?
+            .f_view([b, tq, h, dk])?
+            .f_transpose(1, 2)?;
+        let (k, v) = if k.size()[0] != b {
+            (
+                k.f_expand([b, -1, -1, -1], false)?,
+                v.f_expand([b, -1, -1, -1], false)?,
+            )
+        } else {
+            (k.shallow_clone(), v.shallow_clone())
         };
-        let q = split(x.f_matmul(&a.q.f_tr()?)?, tq)?;
-        let k = split(kv.f_matmul(&a.k.f_tr()?)?, tk)?;
-        let v = split(kv.f_matmul(&a.v.f_tr()?)?, tk)?;
         // T5 does not scale the scores.
         let att =
             Tensor::f_scaled_dot_product_attention(&q, &k, &v, Some(bias), 0.0, false, 1.0, false)?;
@@ -571,6 +635,42 @@ impl T5 {
     ///
     /// [`LmError::Tch`] for shape mismatches or libtorch failures.
     pub fn decode(&self, dec_ids: &Tensor, enc: &Tensor, enc_mask: &Tensor) -> Result<Tensor> {
+        let cross = self.cross_kv(enc)?;
+        let h = self.decode_hidden(dec_ids, &cross, enc_mask)?;
+        self.lm_logits(&h)
+    }
+
+    /// The decoder's cross-attention keys and values of an encoder output
+    /// `[B, T, d_model]`, one pair per decoder block: compute them once and
+    /// decode many sequences against them ([`decode_hidden`](Self::decode_hidden);
+    /// a batch of 1 is broadcast over any number of decoder sequences).
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] if libtorch fails.
+    pub fn cross_kv(&self, enc: &Tensor) -> Result<CrossKv> {
+        let mut kv = Vec::with_capacity(self.decoder.len());
+        for blk in &self.decoder {
+            if let Some((_, cross)) = &blk.cross {
+                kv.push(self.project_kv(cross, enc)?);
+            }
+        }
+        Ok(CrossKv { kv })
+    }
+
+    /// Final decoder hidden states `[B, T_dec, d_model]` (before the output
+    /// scaling and projection; see [`lm_logits`](Self::lm_logits)) against
+    /// precomputed cross-attention keys/values; `enc_mask` `[B or 1, T]`.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] for shape mismatches or libtorch failures.
+    pub fn decode_hidden(
+        &self,
+        dec_ids: &Tensor,
+        cross: &CrossKv,
+        enc_mask: &Tensor,
+    ) -> Result<Tensor> {
         let t = dec_ids.size()[1];
         let first = self
             .decoder
@@ -588,22 +688,43 @@ impl T5 {
             .f_logical_not()?;
         self_bias = self_bias.f_masked_fill(&causal, f64::from(f32::MIN))?;
         let cross_bias = Self::padding_bias(enc_mask)?;
+        let b = dec_ids.size()[0];
+        let cross_bias = if cross_bias.size()[0] != b {
+            cross_bias.f_expand([b, -1, -1, -1], false)?
+        } else {
+            cross_bias
+        };
         let mut h = self.embed(dec_ids)?;
+        let mut kv = cross.kv.iter();
         for blk in &self.decoder {
             let n = self.norm(&h, &blk.self_norm)?;
             h = h.f_add(&self.attention(&blk.self_attn, &n, &n, &self_bias)?)?;
-            if let Some((norm, cross)) = &blk.cross {
+            if let Some((norm, att)) = &blk.cross {
+                let (k, v) = kv.next().ok_or_else(|| LmError::WrongType {
+                    name: "cross-attention cache".into(),
+                    expected: "one key/value pair per decoder block".into(),
+                    found: format!("{} pairs", cross.kv.len()),
+                })?;
                 let n = self.norm(&h, norm)?;
-                h = h.f_add(&self.attention(cross, &n, enc, &cross_bias)?)?;
+                h = h.f_add(&self.attend(att, &n, k, v, &cross_bias)?)?;
             }
             let n = self.norm(&h, &blk.ff_norm)?;
             h = h.f_add(&self.feed_forward(&blk.ff, &n)?)?;
         }
-        let h = self.norm(&h, &self.decoder_norm)?;
+        self.norm(&h, &self.decoder_norm)
+    }
+
+    /// Vocabulary logits of decoder hidden states `[..., d_model]`
+    /// (T5's output scaling, then the tied or separate head).
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Tch`] if libtorch fails.
+    pub fn lm_logits(&self, h: &Tensor) -> Result<Tensor> {
         let h = if self.cfg.scales_decoder_output() {
             h.f_mul_scalar((self.cfg.d_model as f64).powf(-0.5))?
         } else {
-            h
+            h.shallow_clone()
         };
         Ok(h.f_matmul(&self.lm_head.as_ref().unwrap_or(&self.shared).f_tr()?)?)
     }
@@ -623,6 +744,34 @@ impl T5 {
         enc_mask: &Tensor,
         cfg: &BeamConfig,
     ) -> Result<Vec<Hypothesis>> {
+        self.beam_search_inner(enc, enc_mask, cfg, None)
+    }
+
+    /// [`beam_search`](Self::beam_search) where each beam may only continue
+    /// with the tokens `allowed(prefix)` returns (Hugging Face's
+    /// `prefix_allowed_tokens_fn`), e.g. walking a trie of valid item IDs;
+    /// a prefix with no allowed token ends that beam without a hypothesis.
+    ///
+    /// # Errors
+    ///
+    /// As [`beam_search`](Self::beam_search).
+    pub fn beam_search_constrained(
+        &self,
+        enc: &Tensor,
+        enc_mask: &Tensor,
+        cfg: &BeamConfig,
+        allowed: &mut crate::beam::AllowedTokens<'_>,
+    ) -> Result<Vec<Hypothesis>> {
+        self.beam_search_inner(enc, enc_mask, cfg, Some(allowed))
+    }
+
+    fn beam_search_inner(
+        &self,
+        enc: &Tensor,
+        enc_mask: &Tensor,
+        cfg: &BeamConfig,
+        allowed: Option<&mut crate::beam::AllowedTokens<'_>>,
+    ) -> Result<Vec<Hypothesis>> {
         if enc.size().first() != Some(&1) {
             return Err(LmError::WrongType {
                 name: "T5 beam search input".into(),
@@ -632,30 +781,138 @@ impl T5 {
         }
         let _guard = tch::no_grad_guard();
         let start = self.cfg.decoder_start_token_id;
+        let cross = self.cross_kv(enc)?;
+        let next_logp = |dec: &Tensor| -> Result<Tensor> {
+            let h = self.decode_hidden(dec, &cross, enc_mask)?.f_select(1, -1)?;
+            Ok(self.lm_logits(&h)?.f_log_softmax(-1, Kind::Float)?)
+        };
         let dec = Tensor::f_from_slice(&[start])?
             .f_view([1, 1])?
             .f_to(self.device)?;
-        let first = self
-            .decode(&dec, enc, enc_mask)?
-            .f_select(1, -1)?
-            .f_log_softmax(-1, Kind::Float)?;
-        crate::beam::search(cfg, first, |_, beams| {
-            let n = beams.len() as i64;
-            let len = beams.first().map_or(0, Vec::len);
-            let mut ids = Vec::with_capacity(beams.len() * (len + 1));
-            for b in beams {
-                ids.push(start);
-                ids.extend(b.iter().map(|&t| i64::from(t)));
+        let first = next_logp(&dec)?;
+        crate::beam::search_constrained(
+            cfg,
+            first,
+            |_, beams| {
+                let n = beams.len() as i64;
+                let len = beams.first().map_or(0, Vec::len);
+                let mut ids = Vec::with_capacity(beams.len() * (len + 1));
+                for b in beams {
+                    ids.push(start);
+                    ids.extend(b.iter().map(|&t| i64::from(t)));
+                }
+                let dec = Tensor::f_from_slice(&ids)?
+                    .f_view([n, -1])?
+                    .f_to(self.device)?;
+                next_logp(&dec)
+            },
+            allowed,
+        )
+    }
+
+    /// Every weight with its Hugging Face name (shallow copies sharing
+    /// storage with the model), in a fixed order: what an optimizer trains
+    /// and what [`save`](Self::save) writes. A tied `lm_head` is not
+    /// listed separately.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("shared.weight".to_string(), self.shared.shallow_clone())];
+        let push_attn = |out: &mut Vec<(String, Tensor)>, a: &Attention, p: &str| {
+            for (n, t) in [("q", &a.q), ("k", &a.k), ("v", &a.v), ("o", &a.o)] {
+                out.push((format!("{p}.{n}.weight"), t.shallow_clone()));
             }
-            let dec = Tensor::f_from_slice(&ids)?
-                .f_view([n, -1])?
-                .f_to(self.device)?;
-            let e = enc.f_expand([n, -1, -1], false)?;
-            let m = enc_mask.f_expand([n, -1], false)?;
-            Ok(self
-                .decode(&dec, &e, &m)?
-                .f_select(1, -1)?
-                .f_log_softmax(-1, Kind::Float)?)
-        })
+            if let Some(rel) = &a.rel_bias {
+                out.push((
+                    format!("{p}.relative_attention_bias.weight"),
+                    rel.shallow_clone(),
+                ));
+            }
+        };
+        for (stack, blocks, norm) in [
+            ("encoder", &self.encoder, &self.encoder_norm),
+            ("decoder", &self.decoder, &self.decoder_norm),
+        ] {
+            for (i, blk) in blocks.iter().enumerate() {
+                let p = format!("{stack}.block.{i}.layer");
+                out.push((
+                    format!("{p}.0.layer_norm.weight"),
+                    blk.self_norm.shallow_clone(),
+                ));
+                push_attn(&mut out, &blk.self_attn, &format!("{p}.0.SelfAttention"));
+                if let Some((n, cross)) = &blk.cross {
+                    out.push((format!("{p}.1.layer_norm.weight"), n.shallow_clone()));
+                    push_attn(&mut out, cross, &format!("{p}.1.EncDecAttention"));
+                }
+                let f = if blk.cross.is_some() { 2 } else { 1 };
+                out.push((
+                    format!("{p}.{f}.layer_norm.weight"),
+                    blk.ff_norm.shallow_clone(),
+                ));
+                let dense = format!("{p}.{f}.DenseReluDense");
+                match &blk.ff.wi_1 {
+                    None => out.push((format!("{dense}.wi.weight"), blk.ff.wi.shallow_clone())),
+                    Some(wi_1) => {
+                        out.push((format!("{dense}.wi_0.weight"), blk.ff.wi.shallow_clone()));
+                        out.push((format!("{dense}.wi_1.weight"), wi_1.shallow_clone()));
+                    }
+                }
+                out.push((format!("{dense}.wo.weight"), blk.ff.wo.shallow_clone()));
+            }
+            out.push((
+                format!("{stack}.final_layer_norm.weight"),
+                norm.shallow_clone(),
+            ));
+        }
+        if let Some(head) = &self.lm_head {
+            out.push(("lm_head.weight".to_string(), head.shallow_clone()));
+        }
+        out
+    }
+
+    /// Marks every weight as trainable (or frozen) for autograd; T5 is
+    /// fully fine-tuned in ELMRec.
+    pub fn set_requires_grad(&mut self, trainable: bool) {
+        for (_, t) in self.named_parameters() {
+            let _ = t.set_requires_grad(trainable);
+        }
+    }
+
+    /// Writes a Hugging Face checkpoint directory (`config.json`,
+    /// `model.safetensors`) that [`load`](Self::load) and transformers'
+    /// `T5ForConditionalGeneration.from_pretrained` read; files are
+    /// written to temporary names and renamed into place.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Io`] / [`LmError::Tch`] if writing fails.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let io = |e: std::io::Error| LmError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = dir.join(".model.safetensors.tmp");
+        let tensors: Vec<(String, Tensor)> = self
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).contiguous()))
+            .collect();
+        Tensor::write_safetensors(&tensors, &tmp)?;
+        std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(io)?;
+        let mut cfg = serde_json::to_value(&self.cfg).map_err(|e| LmError::Format {
+            path: Some(dir.join("config.json")),
+            offset: 0,
+            reason: e.to_string(),
+        })?;
+        if let Some(obj) = cfg.as_object_mut() {
+            obj.insert("model_type".into(), "t5".into());
+            obj.insert(
+                "architectures".into(),
+                serde_json::json!(["T5ForConditionalGeneration"]),
+            );
+        }
+        let tmp = dir.join(".config.json.tmp");
+        std::fs::write(&tmp, cfg.to_string()).map_err(io)?;
+        std::fs::rename(&tmp, dir.join("config.json")).map_err(io)
     }
 }

@@ -253,3 +253,113 @@ fn real_t5_vocabulary_without_padding() {
         Err(LmError::Tokenizer { .. })
     ));
 }
+
+fn tiny_random() -> T5 {
+    let cfg = T5Config {
+        vocab_size: 40,
+        d_model: 16,
+        d_kv: 4,
+        d_ff: 32,
+        num_layers: 2,
+        num_decoder_layers: None,
+        num_heads: 4,
+        ..T5Config::t5_small()
+    };
+    T5::random(&cfg, 7, Device::Cpu).unwrap()
+}
+
+#[test]
+fn random_init_follows_hugging_face_scales() {
+    let m = T5::random(&T5Config::t5_small(), 3, Device::Cpu).unwrap();
+    let std = |name: &str| {
+        let (_, t) = m
+            .named_parameters()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap();
+        t.std(true).double_value(&[])
+    };
+    // HF _init_weights: shared 1.0, q (d_model d_kv)^-1/2, k d_model^-1/2, wo d_ff^-1/2.
+    assert!((std("shared.weight") - 1.0).abs() < 0.01);
+    let q = std("encoder.block.0.layer.0.SelfAttention.q.weight");
+    assert!((q - (512.0f64 * 64.0).powf(-0.5)).abs() < 2e-4, "{q}");
+    let k = std("decoder.block.1.layer.1.EncDecAttention.k.weight");
+    assert!((k - 512f64.powf(-0.5)).abs() < 1e-3, "{k}");
+    let wo = std("encoder.block.3.layer.1.DenseReluDense.wo.weight");
+    assert!((wo - 2048f64.powf(-0.5)).abs() < 1e-3, "{wo}");
+}
+
+#[test]
+fn named_parameters_save_and_load_round_trip() {
+    let mut m = tiny_random();
+    let params = m.named_parameters();
+    // 1 shared + per encoder block (norm, q k v o, [rel], norm, wi wo) + final norm, same for decoder with cross.
+    assert_eq!(params.len(), 1 + (2 * 8 + 1) + 1 + (2 * 13 + 1) + 1);
+    m.set_requires_grad(true);
+    assert!(m.named_parameters().iter().all(|(_, t)| t.requires_grad()));
+    let dir = tempfile::tempdir().unwrap();
+    m.save(dir.path()).unwrap();
+    let (back, report) = T5::load(dir.path(), Device::Cpu).unwrap();
+    assert!(report.unused.is_empty(), "{report:?}");
+    for ((n1, a), (n2, b)) in m
+        .named_parameters()
+        .iter()
+        .zip(back.named_parameters().iter())
+    {
+        assert_eq!(n1, n2);
+        assert!(a.equal(b), "{n1}");
+    }
+    assert!(!dir.path().join(".model.safetensors.tmp").exists());
+}
+
+#[test]
+fn constrained_beam_search_only_emits_allowed_sequences() {
+    let m = tiny_random();
+    let ids = Tensor::from_slice(&[5i64, 6, 7, 1]).view([1, 4]);
+    let mask = Tensor::ones([1, 4], (Kind::Int64, Device::Cpu));
+    let enc = m.encode(&ids, &mask).unwrap();
+    // Valid outputs: [3, 4, eos], [3, 9, eos], [12, eos].
+    let valid: Vec<Vec<u32>> = vec![vec![3, 4, 1], vec![3, 9, 1], vec![12, 1]];
+    let cfg = graft_lm::BeamConfig {
+        beams: 5,
+        max_new: 4,
+        eos: Some(1),
+        length_penalty: 1.0,
+        num_return: 5,
+    };
+    let hyps = m
+        .beam_search_constrained(&enc, &mask, &cfg, &mut |prefix: &[u32]| {
+            let mut next: Vec<u32> = valid
+                .iter()
+                .filter(|v| v.len() > prefix.len() && v.starts_with(prefix))
+                .map(|v| v[prefix.len()])
+                .collect();
+            next.dedup();
+            next
+        })
+        .unwrap();
+    assert_eq!(hyps.len(), 3, "{hyps:?}");
+    for h in &hyps {
+        assert!(valid.contains(&h.tokens), "{:?}", h.tokens);
+        assert!(h.log_prob.is_finite());
+    }
+    // Scores match teacher-forced log-probabilities.
+    for h in &hyps {
+        let mut dec = vec![0i64];
+        dec.extend(h.tokens[..h.tokens.len() - 1].iter().map(|&t| i64::from(t)));
+        let n = dec.len() as i64;
+        let logp = m
+            .decode(&Tensor::from_slice(&dec).view([1, n]), &enc, &mask)
+            .unwrap()
+            .log_softmax(-1, Kind::Float);
+        let mut lp = 0.0;
+        for (k, &t) in h.tokens.iter().enumerate() {
+            lp += logp
+                .get(0)
+                .get(k as i64)
+                .get(i64::from(t))
+                .double_value(&[]);
+        }
+        assert!((lp - h.log_prob).abs() < 1e-4, "{lp} vs {}", h.log_prob);
+    }
+}

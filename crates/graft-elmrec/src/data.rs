@@ -1,0 +1,189 @@
+//! Training, validation and test examples: the official code's samplers
+//! (random history segments for the sequential task, one train positive
+//! among sampled negatives for the direct task), made deterministic in
+//! (seed, step, micro-batch) so a resumed run sees the same batches.
+
+use std::collections::HashSet;
+
+use graft_baselines::{EvalCase, EvalSet};
+use graft_data::rng::{below, shuffle, stream_rng};
+use graft_data::LeaveOneOut;
+use graft_prompt::Task;
+
+use crate::config::{ElmrecConfig, TaskMix};
+use crate::model::Example;
+
+/// Deterministic micro-batch sampler over the train split.
+#[derive(Debug)]
+pub struct Sampler<'a> {
+    split: &'a LeaveOneOut,
+    seq_users: Vec<u32>,
+    direct_users: Vec<u32>,
+    positives: Vec<HashSet<u32>>,
+    micro_batch: usize,
+    accumulation: usize,
+    history_len: usize,
+    negatives: usize,
+    tasks: TaskMix,
+    seed: u64,
+}
+
+impl<'a> Sampler<'a> {
+    /// A sampler for `split` with `cfg`'s batch sizes, history length,
+    /// negatives, task mix and seed.
+    pub fn new(split: &'a LeaveOneOut, cfg: &ElmrecConfig) -> Self {
+        let users = 0..split.n_users() as u32;
+        Self {
+            split,
+            seq_users: users
+                .clone()
+                .filter(|&u| split.train[u as usize].len() >= 2)
+                .collect(),
+            direct_users: users
+                .clone()
+                .filter(|&u| !split.train[u as usize].is_empty())
+                .collect(),
+            positives: users
+                .map(|u| split.all_items(u).into_iter().collect())
+                .collect(),
+            micro_batch: cfg.micro_batch,
+            accumulation: cfg.accumulation(),
+            history_len: cfg.history_len,
+            negatives: cfg.train_negatives,
+            tasks: cfg.tasks,
+            seed: cfg.seed,
+        }
+    }
+
+    /// The task of micro-batch `micro` of step `step` (alternating when
+    /// both are trained).
+    pub fn task(&self, step: u64, micro: usize) -> Task {
+        match self.tasks {
+            TaskMix::Direct => Task::Direct,
+            TaskMix::Sequential => Task::Sequential,
+            TaskMix::Both => {
+                if (step * self.accumulation as u64 + micro as u64) % 2 == 0 {
+                    Task::Sequential
+                } else {
+                    Task::Direct
+                }
+            }
+        }
+    }
+
+    /// Micro-batch `micro` of optimizer step `step`: a pure function of
+    /// (seed, step, micro).
+    pub fn micro_batch(&self, step: u64, micro: usize) -> Vec<Example> {
+        let stream = step * self.accumulation as u64 + micro as u64;
+        let mut rng = stream_rng(self.seed ^ 0x5a3b_1e00, stream);
+        let task = self.task(step, micro);
+        let mut out = Vec::with_capacity(self.micro_batch);
+        for _ in 0..self.micro_batch {
+            let ex = match task {
+                Task::Sequential => {
+                    if self.seq_users.is_empty() {
+                        break;
+                    }
+                    let u = self.seq_users[below(&mut rng, self.seq_users.len() as u32) as usize];
+                    let train = &self.split.train[u as usize];
+                    let n = train.len() as u32;
+                    let start = below(&mut rng, n - 1);
+                    let end = start + 1 + below(&mut rng, n - 1 - start);
+                    let seg = &train[start as usize..=end as usize];
+                    let seg = &seg[seg.len().saturating_sub(self.history_len + 1)..];
+                    let (target, history) = match seg.split_last() {
+                        Some((t, h)) => (*t, h.to_vec()),
+                        None => continue,
+                    };
+                    Example {
+                        task,
+                        user: u,
+                        history,
+                        candidates: Vec::new(),
+                        target,
+                    }
+                }
+                Task::Direct => {
+                    if self.direct_users.is_empty() {
+                        break;
+                    }
+                    let u =
+                        self.direct_users[below(&mut rng, self.direct_users.len() as u32) as usize];
+                    let train = &self.split.train[u as usize];
+                    let target = train[below(&mut rng, train.len() as u32) as usize];
+                    let pos = &self.positives[u as usize];
+                    let free = self.split.n_items.saturating_sub(pos.len());
+                    let want = self.negatives.min(free);
+                    let mut cands: Vec<u32> = Vec::with_capacity(want + 1);
+                    while cands.len() < want {
+                        let i = below(&mut rng, self.split.n_items as u32);
+                        if !pos.contains(&i) && !cands.contains(&i) {
+                            cands.push(i);
+                        }
+                    }
+                    cands.push(target);
+                    shuffle(&mut rng, &mut cands);
+                    Example {
+                        task,
+                        user: u,
+                        history: Vec::new(),
+                        candidates: cands,
+                        target,
+                    }
+                }
+            };
+            out.push(ex);
+        }
+        out
+    }
+}
+
+/// The direct example of an evaluation case (its candidate list).
+pub fn direct_example(case: &EvalCase) -> Example {
+    Example {
+        task: Task::Direct,
+        user: case.user,
+        history: Vec::new(),
+        candidates: case.candidates.clone(),
+        target: case.target,
+    }
+}
+
+/// The sequential example of an evaluation case (its last `history_len`
+/// items).
+pub fn sequential_example(case: &EvalCase, history_len: usize) -> Example {
+    let h = &case.history[case.history.len().saturating_sub(history_len)..];
+    Example {
+        task: Task::Sequential,
+        user: case.user,
+        history: h.to_vec(),
+        candidates: Vec::new(),
+        target: case.target,
+    }
+}
+
+/// Validation micro-batches: each case once as a sequential and once as a
+/// direct example, grouped by task into chunks of `micro_batch`.
+pub fn validation_batches(
+    set: &EvalSet,
+    history_len: usize,
+    micro_batch: usize,
+    tasks: TaskMix,
+) -> Vec<Vec<Example>> {
+    let mut out = Vec::new();
+    let mb = micro_batch.max(1);
+    if tasks != TaskMix::Direct {
+        let seq: Vec<Example> = set
+            .cases
+            .iter()
+            .filter(|c| !c.history.is_empty())
+            .map(|c| sequential_example(c, history_len))
+            .collect();
+        out.extend(seq.chunks(mb).map(<[Example]>::to_vec));
+    }
+    if tasks != TaskMix::Sequential {
+        let direct: Vec<Example> = set.cases.iter().map(direct_example).collect();
+        out.extend(direct.chunks(mb).map(<[Example]>::to_vec));
+    }
+    out
+}

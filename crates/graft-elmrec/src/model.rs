@@ -1,0 +1,528 @@
+//! The ELMRec model: T5 whose ID tokens get whole-word embeddings (graph-
+//! aware or incremental), with continuous prompt vectors per task.
+
+use graft_data::LeaveOneOut;
+use graft_graph::BipartiteGraph;
+use graft_lm::inject::{inject, prefix_mask, Injection};
+use graft_lm::{BeamConfig, T5};
+use graft_prompt::{whole_word_ids, Task, Template, WholeWordMode};
+use graft_propagate::{LayerCombine, LightGcnConfig, SparseLayout, TchPropagator};
+use tch::{Device, Kind, Reduction, Tensor};
+use tokenizers::Tokenizer;
+
+use crate::config::{ElmrecConfig, EmbeddingMode};
+use crate::error::{ElmrecError, Result};
+use crate::trie::ItemTrie;
+
+/// Rows of the incremental table (the official code uses T5's 512
+/// positions).
+pub const INCREMENTAL_ROWS: i64 = 512;
+
+/// One prompt and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// Direct (candidate list) or sequential (history).
+    pub task: Task,
+    /// The user.
+    pub user: u32,
+    /// Sequential task: the history shown, oldest first.
+    pub history: Vec<u32>,
+    /// Direct task: the candidate list shown.
+    pub candidates: Vec<u32>,
+    /// The item to generate.
+    pub target: u32,
+}
+
+/// The graph-aware part: trainable random features `E0` and the
+/// normalised train adjacency.
+#[derive(Debug)]
+struct GraphPart {
+    e0: Tensor,
+    prop: TchPropagator,
+}
+
+/// Tables computed once per forward (or once per evaluation pass).
+#[derive(Debug)]
+pub struct Tables {
+    /// `[1 + users + items, d]`: row 0 zero, then users, then items.
+    graph: Option<Tensor>,
+}
+
+/// An encoded batch.
+#[derive(Debug)]
+pub struct Encoded {
+    /// Encoder output `[B, P + T, d]`.
+    pub hidden: Tensor,
+    /// Mask `[B, P + T]`.
+    pub mask: Tensor,
+}
+
+/// T5 + whole-word embeddings + continuous prompts.
+#[derive(Debug)]
+pub struct ElmrecModel {
+    t5: T5,
+    tok: Tokenizer,
+    cfg: ElmrecConfig,
+    n_users: usize,
+    n_items: usize,
+    graph: Option<GraphPart>,
+    incremental: Option<Tensor>,
+    prompts: Tensor,
+    item_tokens: Vec<Vec<u32>>,
+    trie: ItemTrie,
+    templates: [Template; 2],
+    device: Device,
+}
+
+fn task_index(t: Task) -> usize {
+    match t {
+        Task::Direct => 0,
+        Task::Sequential => 1,
+    }
+}
+
+fn to_i64(n: usize) -> Result<i64> {
+    i64::try_from(n).map_err(|_| ElmrecError::Config(format!("{n} does not fit in i64")))
+}
+
+impl ElmrecModel {
+    /// Builds the model for a split: T5 (random with `cfg.seed`, or
+    /// `cfg.init_dir`), the propagated table's random features over the
+    /// train graph (only if a task uses it), the incremental table and the
+    /// prompts; every parameter trainable.
+    ///
+    /// # Errors
+    ///
+    /// Invalid configuration, graph or model loading failures.
+    pub fn new(
+        cfg: &ElmrecConfig,
+        split: &LeaveOneOut,
+        tok: Tokenizer,
+        device: Device,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let t5cfg = cfg.backbone.config();
+        let mut t5 = match &cfg.init_dir {
+            Some(dir) => T5::load(dir, device)?.0,
+            None => T5::random(&t5cfg, cfg.seed as i64, device)?,
+        };
+        t5.set_requires_grad(true);
+        let d = t5.config().d_model;
+        let (n_users, n_items) = (split.n_users(), split.n_items);
+        let modes = [cfg.direct_embedding, cfg.sequential_embedding];
+        tch::manual_seed(cfg.seed as i64 ^ 0x0e1e_c0de);
+        let graph = if modes.contains(&EmbeddingMode::Graph) {
+            let g = BipartiteGraph::from_edges(n_users, n_items, split.train_edges())?;
+            let prop = TchPropagator::new(&g.normalized()?, SparseLayout::Csr, device)?;
+            let lg = LightGcnConfig {
+                dim: d,
+                layers: cfg.layers,
+                sigma: cfg.sigma,
+                seed: cfg.seed,
+                combine: LayerCombine::Mean,
+            };
+            let init = lg.initial_embeddings(n_users + n_items)?;
+            let e0 = Tensor::f_from_slice(init.as_slice().unwrap_or(&[]))?
+                .f_view([to_i64(n_users + n_items)?, to_i64(d)?])?
+                .f_to(device)?
+                .set_requires_grad(true);
+            Some(GraphPart { e0, prop })
+        } else {
+            None
+        };
+        let incremental = if modes.contains(&EmbeddingMode::Incremental) {
+            Some(
+                Tensor::f_randn([INCREMENTAL_ROWS, to_i64(d)?], (Kind::Float, device))?
+                    .set_requires_grad(true),
+            )
+        } else {
+            None
+        };
+        let p = to_i64(2 * cfg.prompts_per_task)?;
+        let prompts =
+            Tensor::f_randn([p, to_i64(d)?], (Kind::Float, device))?.set_requires_grad(true);
+        let mut item_tokens = Vec::with_capacity(n_items);
+        for i in 0..n_items {
+            let enc = tok
+                .encode(i.to_string(), true)
+                .map_err(|e| ElmrecError::Tokenizer(e.to_string()))?;
+            item_tokens.push(enc.get_ids().to_vec());
+        }
+        let trie = ItemTrie::new(
+            item_tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i as u32, t.as_slice())),
+        );
+        if trie.len() != n_items {
+            return Err(ElmrecError::Tokenizer(format!(
+                "{} of {n_items} item IDs tokenize ambiguously",
+                n_items - trie.len()
+            )));
+        }
+        Ok(Self {
+            t5,
+            tok,
+            cfg: cfg.clone(),
+            n_users,
+            n_items,
+            graph,
+            incremental,
+            prompts,
+            item_tokens,
+            trie,
+            templates: [Template::pod(Task::Direct), Template::pod(Task::Sequential)],
+            device,
+        })
+    }
+
+    /// The backbone.
+    pub fn t5(&self) -> &T5 {
+        &self.t5
+    }
+
+    /// The trie of all items (sequential generation).
+    pub fn trie(&self) -> &ItemTrie {
+        &self.trie
+    }
+
+    /// The target tokens (with EOS) of an item.
+    pub fn item_tokens(&self, item: u32) -> Option<&[u32]> {
+        self.item_tokens.get(item as usize).map(Vec::as_slice)
+    }
+
+    /// Every trainable tensor with a stable name.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self
+            .t5
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (format!("t5.{n}"), t))
+            .collect();
+        if let Some(g) = &self.graph {
+            v.push(("graph.e0".into(), g.e0.shallow_clone()));
+        }
+        if let Some(t) = &self.incremental {
+            v.push(("incremental".into(), t.shallow_clone()));
+        }
+        v.push(("prompts".into(), self.prompts.shallow_clone()));
+        v
+    }
+
+    /// The propagated table (mean of layers 0..=L over the current `E0`),
+    /// differentiable; `None` when no task uses it.
+    ///
+    /// # Errors
+    ///
+    /// As [`TchPropagator::forward`].
+    pub fn tables(&self) -> Result<Tables> {
+        let graph = match &self.graph {
+            Some(g) => {
+                let t = g
+                    .prop
+                    .forward(&g.e0, self.cfg.layers, &LayerCombine::Mean)?;
+                let zero = Tensor::f_zeros([1, t.size()[1]], (Kind::Float, self.device))?;
+                Some(Tensor::f_cat(&[zero, t], 0)?)
+            }
+            None => None,
+        };
+        Ok(Tables { graph })
+    }
+
+    /// [`tables`](Self::tables) without autograd history, the graph table
+    /// a leaf that collects gradients across micro-batches; pass it to
+    /// [`backprop_tables`](Self::backprop_tables) before the optimizer step.
+    ///
+    /// # Errors
+    ///
+    /// As [`tables`](Self::tables).
+    pub fn leaf_tables(&self) -> Result<Tables> {
+        let t = {
+            let _guard = tch::no_grad_guard();
+            self.tables()?
+        };
+        Ok(Tables {
+            graph: t.graph.map(|g| g.detach().set_requires_grad(true)),
+        })
+    }
+
+    /// Pushes the gradient a leaf table collected back through the
+    /// propagation into `E0` (adds to `E0`'s gradient).
+    ///
+    /// # Errors
+    ///
+    /// libtorch failures.
+    pub fn backprop_tables(&self, tables: &Tables) -> Result<()> {
+        if let (Some(g), Some(leaf)) = (&self.graph, &tables.graph) {
+            let grad = leaf.grad();
+            if grad.defined() {
+                let rows = grad.size()[0];
+                let grad = grad.f_narrow(0, 1, rows - 1)?.detach();
+                let t = g
+                    .prop
+                    .forward(&g.e0, self.cfg.layers, &LayerCombine::Mean)?;
+                t.f_mul(&grad)?.f_sum(Kind::Float)?.f_backward()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The propagated user and item vectors after `layers` rounds of the
+    /// *initial* features mean-combined, as numbers (for plots): users then
+    /// items, `[users + items, d]`.
+    ///
+    /// # Errors
+    ///
+    /// As [`TchPropagator::forward`]; `Config` if no task uses the graph.
+    pub fn propagated(&self, layers: usize) -> Result<Tensor> {
+        let g = self
+            .graph
+            .as_ref()
+            .ok_or_else(|| ElmrecError::Config("no graph-aware embedding in this model".into()))?;
+        let _guard = tch::no_grad_guard();
+        Ok(g.prop.forward(&g.e0, layers, &LayerCombine::Mean)?)
+    }
+
+    fn mode(&self, task: Task) -> EmbeddingMode {
+        match task {
+            Task::Direct => self.cfg.direct_embedding,
+            Task::Sequential => self.cfg.sequential_embedding,
+        }
+    }
+
+    /// Encodes a batch of examples of one task.
+    ///
+    /// # Errors
+    ///
+    /// `Config` for an empty or mixed-task batch; tokenizer, prompt or
+    /// libtorch failures.
+    pub fn encode(&self, examples: &[Example], tables: &Tables) -> Result<Encoded> {
+        let task = examples
+            .first()
+            .map(|e| e.task)
+            .ok_or_else(|| ElmrecError::Config("empty batch".into()))?;
+        if examples.iter().any(|e| e.task != task) {
+            return Err(ElmrecError::Config("a batch mixes tasks".into()));
+        }
+        let mode = self.mode(task);
+        let template = &self.templates[task_index(task)];
+        let mut ids: Vec<Vec<i64>> = Vec::with_capacity(examples.len());
+        let mut wws: Vec<Vec<i64>> = Vec::with_capacity(examples.len());
+        for e in examples {
+            let prompt = template.render(e.user, &e.history, &e.candidates)?;
+            let enc = self
+                .tok
+                .encode(prompt.text.as_str(), true)
+                .map_err(|err| ElmrecError::Tokenizer(err.to_string()))?;
+            let ww = match mode {
+                EmbeddingMode::None => vec![0; enc.len()],
+                EmbeddingMode::Graph => whole_word_ids(
+                    &prompt,
+                    &enc,
+                    WholeWordMode::Graph {
+                        n_users: self.n_users as u32,
+                    },
+                )?,
+                EmbeddingMode::Incremental => {
+                    whole_word_ids(&prompt, &enc, WholeWordMode::Incremental)?
+                }
+            };
+            ids.push(enc.get_ids().iter().map(|&t| i64::from(t)).collect());
+            wws.push(ww.into_iter().map(i64::from).collect());
+        }
+        let len = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let b = to_i64(examples.len())?;
+        let mut flat_ids = Vec::with_capacity(examples.len() * len);
+        let mut flat_ww = Vec::with_capacity(examples.len() * len);
+        let mut flat_mask = Vec::with_capacity(examples.len() * len);
+        for (i, w) in ids.iter().zip(&wws) {
+            for k in 0..len {
+                flat_ids.push(i.get(k).copied().unwrap_or(0));
+                flat_ww.push(w.get(k).copied().unwrap_or(0));
+                flat_mask.push(i64::from(k < i.len()));
+            }
+        }
+        let shape = [b, to_i64(len)?];
+        let ids = Tensor::f_from_slice(&flat_ids)?
+            .f_view(shape)?
+            .f_to(self.device)?;
+        let ww = Tensor::f_from_slice(&flat_ww)?
+            .f_view(shape)?
+            .f_to(self.device)?;
+        let mask = Tensor::f_from_slice(&flat_mask)?
+            .f_view(shape)?
+            .f_to(self.device)?;
+        let p = to_i64(self.cfg.prompts_per_task)?;
+        let prompts = self.prompts.f_narrow(0, to_i64(task_index(task))? * p, p)?;
+        let emb = self.t5.embed(&ids)?;
+        let table = match mode {
+            EmbeddingMode::None => None,
+            EmbeddingMode::Graph => tables.graph.as_ref(),
+            EmbeddingMode::Incremental => {
+                if flat_ww.iter().any(|&w| w >= INCREMENTAL_ROWS) {
+                    return Err(ElmrecError::Config(format!(
+                        "a prompt has more than {} IDs, the incremental table's size",
+                        INCREMENTAL_ROWS - 1
+                    )));
+                }
+                self.incremental.as_ref()
+            }
+        };
+        let mut inj = Vec::with_capacity(2);
+        if let Some(table) = table {
+            let alpha = match task {
+                Task::Direct => self.cfg.alpha_direct,
+                Task::Sequential => self.cfg.alpha_sequential,
+            };
+            inj.push(Injection::additive(&ww, table, alpha));
+        }
+        if p > 0 {
+            inj.push(Injection::prefix(&prompts));
+        }
+        let x = inject(&emb, &inj)?;
+        let mask = if p > 0 { prefix_mask(&mask, p)? } else { mask };
+        let hidden = self.t5.encode_embeds(&x, &mask)?;
+        Ok(Encoded { hidden, mask })
+    }
+
+    /// Decoder inputs `[B, T]` and labels `[B, T]` (-100 = padding) for
+    /// the given targets' token sequences.
+    fn teacher_forcing(&self, targets: &[&[u32]]) -> Result<(Tensor, Tensor)> {
+        let len = targets.iter().map(|t| t.len()).max().unwrap_or(0);
+        let start = self.t5.config().decoder_start_token_id;
+        let mut dec = Vec::with_capacity(targets.len() * len);
+        let mut lab = Vec::with_capacity(targets.len() * len);
+        for t in targets {
+            for k in 0..len {
+                dec.push(if k == 0 {
+                    start
+                } else {
+                    t.get(k - 1).map_or(0, |&x| i64::from(x))
+                });
+                lab.push(t.get(k).map_or(-100, |&x| i64::from(x)));
+            }
+        }
+        let shape = [to_i64(targets.len())?, to_i64(len)?];
+        Ok((
+            Tensor::f_from_slice(&dec)?
+                .f_view(shape)?
+                .f_to(self.device)?,
+            Tensor::f_from_slice(&lab)?
+                .f_view(shape)?
+                .f_to(self.device)?,
+        ))
+    }
+
+    fn targets<'a>(&'a self, examples: &[Example]) -> Result<Vec<&'a [u32]>> {
+        examples
+            .iter()
+            .map(|e| {
+                self.item_tokens(e.target)
+                    .ok_or_else(|| ElmrecError::Config(format!("item {} out of range", e.target)))
+            })
+            .collect()
+    }
+
+    /// Mean token cross-entropy of generating each example's target.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode).
+    pub fn loss(&self, examples: &[Example], tables: &Tables) -> Result<Tensor> {
+        let enc = self.encode(examples, tables)?;
+        let targets = self.targets(examples)?;
+        let (dec, labels) = self.teacher_forcing(&targets)?;
+        let logits = self.t5.decode(&dec, &enc.hidden, &enc.mask)?;
+        let v = logits.size()[2];
+        Ok(logits.f_view([-1, v])?.f_cross_entropy_loss::<Tensor>(
+            &labels.f_view([-1])?,
+            None,
+            Reduction::Mean,
+            -100,
+            0.0,
+        )?)
+    }
+
+    /// Log-likelihood of every candidate of a direct example (sum over its
+    /// tokens, EOS included), in candidate order.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode).
+    pub fn score_candidates(&self, example: &Example, tables: &Tables) -> Result<Vec<f32>> {
+        let _guard = tch::no_grad_guard();
+        let enc = self.encode(std::slice::from_ref(example), tables)?;
+        let targets: Vec<&[u32]> = example
+            .candidates
+            .iter()
+            .map(|&i| {
+                self.item_tokens(i)
+                    .ok_or_else(|| ElmrecError::Config(format!("item {i} out of range")))
+            })
+            .collect::<Result<_>>()?;
+        let (dec, labels) = self.teacher_forcing(&targets)?;
+        let cross = self.t5.cross_kv(&enc.hidden)?;
+        let h = self.t5.decode_hidden(&dec, &cross, &enc.mask)?;
+        let logp = self.t5.lm_logits(&h)?.f_log_softmax(-1, Kind::Float)?;
+        let valid = labels.f_ge(0)?;
+        let picked = logp
+            .f_gather(2, &labels.f_clamp_min(0)?.f_unsqueeze(2)?, false)?
+            .f_squeeze_dim(2)?
+            .f_mul(&valid.f_to_kind(Kind::Float)?)?
+            .f_sum_dim_intlist(1, false, Kind::Float)?;
+        Ok(Vec::<f32>::try_from(picked.f_to(Device::Cpu)?)?)
+    }
+
+    /// Beam search constrained to `trie`'s items; items best first.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode) and [`T5::beam_search_constrained`].
+    pub fn generate(
+        &self,
+        example: &Example,
+        tables: &Tables,
+        trie: &ItemTrie,
+        beams: usize,
+    ) -> Result<Vec<u32>> {
+        let _guard = tch::no_grad_guard();
+        let enc = self.encode(std::slice::from_ref(example), tables)?;
+        let max_new = self.item_tokens.iter().map(Vec::len).max().unwrap_or(1);
+        let cfg = BeamConfig {
+            beams,
+            max_new,
+            eos: Some(self.t5.config().eos_token_id as u32),
+            length_penalty: 1.0,
+            num_return: beams,
+        };
+        let hyps = self.t5.beam_search_constrained(
+            &enc.hidden,
+            &enc.mask,
+            &cfg,
+            &mut |prefix: &[u32]| trie.allowed(prefix),
+        )?;
+        let mut out = Vec::with_capacity(hyps.len());
+        for h in hyps {
+            if let Some(i) = trie.item_of(&h.tokens) {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The trie of a candidate list.
+    pub fn candidate_trie(&self, candidates: &[u32]) -> ItemTrie {
+        ItemTrie::new(
+            candidates
+                .iter()
+                .filter_map(|&i| self.item_tokens(i).map(|t| (i, t))),
+        )
+    }
+
+    /// Number of users and items.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.n_users, self.n_items)
+    }
+}

@@ -1,0 +1,251 @@
+//! Training an [`ElmrecModel`] with graft-train's loop (AdamW, gradient
+//! accumulation, early stopping on validation loss, atomic checkpoints,
+//! exact resume), then evaluating it.
+
+use std::path::Path;
+
+use graft_baselines::{EvalSet, Split};
+use graft_data::LeaveOneOut;
+use graft_train::{AdamW, LoopConfig, RunDir, TrainError, TrainOutcome, TrainTask};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+use tokenizers::Tokenizer;
+
+use crate::config::{ElmrecConfig, EvalConfig};
+use crate::data::{validation_batches, Sampler};
+use crate::error::{ElmrecError, Result};
+use crate::eval::{evaluate, LmReport};
+use crate::model::{ElmrecModel, Example, Tables};
+
+fn task_err(e: ElmrecError) -> TrainError {
+    TrainError::Task(Box::new(e))
+}
+
+/// The [`TrainTask`] of ELMRec: one micro-batch of one task per call.
+///
+/// The propagated table is computed once per optimizer step, without
+/// autograd, as a leaf every micro-batch reads; before the optimizer step
+/// its accumulated gradient is pushed back through the propagation to the
+/// random features `E0` (one backward pass instead of one per micro-batch;
+/// the same gradient, since propagation is linear).
+#[derive(Debug)]
+pub struct ElmrecTrainer<'a> {
+    model: &'a ElmrecModel,
+    sampler: Sampler<'a>,
+    valid: Vec<Vec<Example>>,
+    step_tables: Option<(u64, Tables)>,
+}
+
+impl<'a> ElmrecTrainer<'a> {
+    /// A trainer for `model` on `split`, validating on `valid`.
+    pub fn new(
+        model: &'a ElmrecModel,
+        split: &'a LeaveOneOut,
+        cfg: &ElmrecConfig,
+        valid: &EvalSet,
+    ) -> Self {
+        Self {
+            model,
+            sampler: Sampler::new(split, cfg),
+            valid: validation_batches(valid, cfg.history_len, cfg.micro_batch, cfg.tasks),
+            step_tables: None,
+        }
+    }
+
+    /// Mean validation loss (lower is better).
+    ///
+    /// # Errors
+    ///
+    /// Model failures; `Config` if there is nothing to validate on.
+    pub fn validation_loss(&self) -> Result<f64> {
+        let _guard = tch::no_grad_guard();
+        let tables = self.model.tables()?;
+        let (mut sum, mut n) = (0.0, 0usize);
+        for b in &self.valid {
+            let l = self.model.loss(b, &tables)?.f_double_value(&[])?;
+            sum += l * b.len() as f64;
+            n += b.len();
+        }
+        if n == 0 {
+            return Err(ElmrecError::Config("no validation examples".into()));
+        }
+        Ok(sum / n as f64)
+    }
+}
+
+impl TrainTask for ElmrecTrainer<'_> {
+    fn loss(&mut self, step: u64, micro: usize) -> graft_train::Result<Tensor> {
+        let fresh = !matches!(&self.step_tables, Some((s, _)) if *s == step);
+        if fresh {
+            let t = self.model.leaf_tables().map_err(task_err)?;
+            self.step_tables = Some((step, t));
+        }
+        let tables = match &self.step_tables {
+            Some((_, t)) => t,
+            None => return Err(TrainError::Config("no tables".into())),
+        };
+        let batch = self.sampler.micro_batch(step, micro);
+        self.model.loss(&batch, tables).map_err(task_err)
+    }
+
+    fn before_optimizer_step(&mut self, step: u64) -> graft_train::Result<()> {
+        if let Some((s, t)) = self.step_tables.take() {
+            if s == step {
+                self.model.backprop_tables(&t).map_err(task_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, _step: u64) -> graft_train::Result<f64> {
+        Ok(-self.validation_loss().map_err(task_err)?)
+    }
+}
+
+/// What [`train_and_evaluate`] returns and writes to `metrics.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Steps trained, stop reason, best validation metric.
+    pub training: TrainSummary,
+    /// Test metrics.
+    pub test: LmReport,
+    /// Trainable parameters.
+    pub parameters: i64,
+}
+
+/// A serializable summary of a [`TrainOutcome`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Optimizer steps done.
+    pub steps: u64,
+    /// Why training stopped.
+    pub stop: String,
+    /// Best validation metric (negative mean loss).
+    pub best_metric: Option<f64>,
+    /// Its step.
+    pub best_step: Option<u64>,
+    /// Training seconds over all segments.
+    pub seconds: f64,
+    /// Step a resumed run started from.
+    pub resumed_from: Option<u64>,
+}
+
+/// The fixed validation sample of a configuration (validation items of
+/// `cfg.valid_users` seeded users, `cfg.train_negatives` negatives).
+///
+/// # Errors
+///
+/// As [`EvalSet::build`].
+pub fn validation_set(split: &LeaveOneOut, cfg: &ElmrecConfig) -> Result<EvalSet> {
+    Ok(EvalSet::build(
+        split,
+        Split::Valid,
+        Some(cfg.valid_users),
+        cfg.train_negatives,
+        cfg.seed ^ 0x7a11d,
+    )?)
+}
+
+/// Where and how a run executes (not part of its configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Runtime {
+    /// libtorch device.
+    pub device: Device,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Default for Runtime {
+    /// CPU, with progress bars.
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            progress: true,
+        }
+    }
+}
+
+/// Trains (or resumes) a model in `run_dir`, restores the best validation
+/// checkpoint and evaluates it on `test`; writes `metrics.json`.
+///
+/// # Errors
+///
+/// Any failure of the parts.
+pub fn train_and_evaluate(
+    cfg: &ElmrecConfig,
+    eval: &EvalConfig,
+    split: &LeaveOneOut,
+    test: &EvalSet,
+    tok: Tokenizer,
+    run_dir: &Path,
+    rt: Runtime,
+) -> Result<(ElmrecModel, RunResult)> {
+    let run = RunDir::create(
+        run_dir,
+        &serde_json::json!({ "model": cfg, "eval": eval, "users": split.n_users(), "items": split.n_items }),
+    )?;
+    let model = ElmrecModel::new(cfg, split, tok, rt.device)?;
+    let valid = validation_set(split, cfg)?;
+    let params = model.named_parameters();
+    let parameters = params.iter().map(|(_, t)| t.numel() as i64).sum();
+    let mut opt = AdamW::new(cfg.optimizer.clone(), params)?;
+    let lc = LoopConfig {
+        max_steps: cfg.max_steps,
+        accumulation: cfg.accumulation(),
+        eval_every: Some(cfg.eval_every),
+        checkpoint_every: cfg.checkpoint_every,
+        max_seconds: cfg.max_seconds,
+        clip_norm: cfg.clip_norm,
+        patience: cfg.patience,
+        seed: cfg.seed,
+    };
+    let outcome: TrainOutcome = {
+        let mut task = ElmrecTrainer::new(&model, split, cfg, &valid);
+        graft_train::train(&mut task, &mut opt, &run, &lc)?
+    };
+    graft_train::restore_best(&run, &mut opt)?;
+    let test_report = evaluate(&model, test, eval, cfg.history_len, rt.progress)?;
+    let result = RunResult {
+        training: TrainSummary {
+            steps: outcome.steps,
+            stop: format!("{:?}", outcome.stop),
+            best_metric: outcome.best_metric,
+            best_step: outcome.best_step,
+            seconds: outcome.seconds,
+            resumed_from: outcome.resumed_from,
+        },
+        test: test_report,
+        parameters,
+    };
+    run.write_json("metrics", &result)?;
+    Ok((model, result))
+}
+
+/// The `log.jsonl` records of a run directory (a torn last line, left by
+/// a kill, is skipped).
+///
+/// # Errors
+///
+/// `Config` if the file cannot be read or a complete line is not JSON.
+pub fn run_log(run_dir: &Path) -> Result<Vec<serde_json::Value>> {
+    let path = run_dir.join("log.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ElmrecError::Config(format!("{}: {e}", path.display())))?;
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == lines.len() && !complete => {}
+            Err(e) => {
+                return Err(ElmrecError::Config(format!(
+                    "{}:{}: {e}",
+                    path.display(),
+                    i + 1
+                )))
+            }
+        }
+    }
+    Ok(out)
+}

