@@ -254,7 +254,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             dir.display(),
             args.budget_minutes
         );
-        let (_, result) = train_and_evaluate(
+        let result = train_and_evaluate(
             &cfg,
             &eval,
             &split,

@@ -166,7 +166,10 @@ impl Default for Runtime {
 }
 
 /// Trains (or resumes) a model in `run_dir`, restores the best validation
-/// checkpoint and evaluates it on `test`; writes `metrics.json`.
+/// checkpoint and evaluates it on `test`; writes `metrics.json`. A run
+/// directory that already holds `metrics.json` for the same configuration
+/// (the run directory refuses a different one) is finished: its stored
+/// result is returned without training or evaluating again.
 ///
 /// # Errors
 ///
@@ -179,11 +182,18 @@ pub fn train_and_evaluate(
     tok: Tokenizer,
     run_dir: &Path,
     rt: Runtime,
-) -> Result<(ElmrecModel, RunResult)> {
+) -> Result<RunResult> {
     let run = RunDir::create(
         run_dir,
         &serde_json::json!({ "model": cfg, "eval": eval, "users": split.n_users(), "items": split.n_items }),
     )?;
+    let done = run_dir.join("metrics.json");
+    if done.is_file() {
+        let text = std::fs::read_to_string(&done)
+            .map_err(|e| ElmrecError::Config(format!("{}: {e}", done.display())))?;
+        return serde_json::from_str(&text)
+            .map_err(|e| ElmrecError::Config(format!("{}: {e}", done.display())));
+    }
     let model = ElmrecModel::new(cfg, split, tok, rt.device)?;
     let valid = validation_set(split, cfg)?;
     let params = model.named_parameters();
@@ -218,7 +228,7 @@ pub fn train_and_evaluate(
         parameters,
     };
     run.write_json("metrics", &result)?;
-    Ok((model, result))
+    Ok(result)
 }
 
 /// The `log.jsonl` records of a run directory (a torn last line, left by

@@ -109,7 +109,7 @@ fn pipeline_trains_resumes_and_evaluates() {
     .expect("test set");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(Variant::Elmrec);
-    let (_, first) = train_and_evaluate(
+    let first = train_and_evaluate(
         &cfg,
         &eval,
         &split,
@@ -147,8 +147,10 @@ fn pipeline_trains_resumes_and_evaluates() {
     let tail: f64 = losses[9..].iter().sum::<f64>() / 3.0;
     assert!(tail < head, "loss fell: {head} -> {tail}");
     assert!(dir.path().join("metrics.json").is_file());
-    // Starting again resumes the finished run: no new steps, same numbers.
-    let (_, again) = train_and_evaluate(
+    // Without metrics.json, starting again resumes from the last checkpoint:
+    // no new steps, the best parameters restored, the same numbers.
+    std::fs::remove_file(dir.path().join("metrics.json")).expect("rm");
+    let again = train_and_evaluate(
         &cfg,
         &eval,
         &split,
@@ -166,6 +168,46 @@ fn pipeline_trains_resumes_and_evaluates() {
         serde_json::to_value(&again.test.direct_score).expect("json"),
         serde_json::to_value(&first.test.direct_score).expect("json")
     );
+    assert_eq!(
+        serde_json::to_value(&again.test.sequential_reranked).expect("json"),
+        serde_json::to_value(&first.test.sequential_reranked).expect("json")
+    );
+    // With metrics.json the finished run is not trained or evaluated again.
+    let log_before = std::fs::read(dir.path().join("log.jsonl")).expect("log");
+    let stored = train_and_evaluate(
+        &cfg,
+        &eval,
+        &split,
+        &test,
+        tokenizer().expect("tokenizer"),
+        dir.path(),
+        Runtime {
+            device: Device::Cpu,
+            progress: false,
+        },
+    )
+    .expect("stored");
+    assert_eq!(stored.training.resumed_from, Some(12));
+    assert_eq!(std::fs::read(dir.path().join("log.jsonl")).expect("log"), log_before);
+    assert_eq!(
+        serde_json::to_value(&stored.test.direct_generate).expect("json"),
+        serde_json::to_value(&again.test.direct_generate).expect("json")
+    );
+    // A different configuration is refused in the same directory.
+    let other = ElmrecConfig {
+        max_steps: 13,
+        ..cfg.clone()
+    };
+    assert!(train_and_evaluate(
+        &other,
+        &eval,
+        &split,
+        &test,
+        tokenizer().expect("tokenizer"),
+        dir.path(),
+        Runtime::default(),
+    )
+    .is_err());
 }
 
 #[test]
