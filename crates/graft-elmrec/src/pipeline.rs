@@ -85,7 +85,7 @@ impl TrainTask for ElmrecTrainer<'_> {
             None => return Err(TrainError::Config("no tables".into())),
         };
         let batch = self.sampler.micro_batch(step, micro);
-        self.model.loss(&batch, tables).map_err(task_err)
+        self.model.loss_t(&batch, tables, true).map_err(task_err)
     }
 
     fn before_optimizer_step(&mut self, step: u64) -> graft_train::Result<()> {

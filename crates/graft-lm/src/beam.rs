@@ -45,6 +45,10 @@ pub struct Hypothesis {
     pub score: f64,
 }
 
+/// Tokens a constrained search may emit after a prefix (an empty list ends
+/// the beam without a hypothesis).
+pub type AllowedTokens<'a> = dyn FnMut(&[u32]) -> Vec<u32> + 'a;
+
 /// Beam search over a decoder given the log-probabilities of the first
 /// step (`[1, V]`) and a `step` function that, given the parent index of
 /// each surviving beam and the beams' tokens so far, returns their
@@ -52,21 +56,11 @@ pub struct Hypothesis {
 /// Stops when `beams` hypotheses have ended with `eos` (Hugging Face's
 /// `early_stopping=True`) or after `max_new` tokens, when the running beams
 /// are added as hypotheses; returns the best `num_return`, best first.
-pub(crate) fn search<F>(cfg: &BeamConfig, first: Tensor, step: F) -> Result<Vec<Hypothesis>>
-where
-    F: FnMut(&[i64], &[Vec<u32>]) -> Result<Tensor>,
-{
-    search_constrained(cfg, first, step, None)
-}
-
-/// Tokens a constrained search may emit after a prefix (an empty list ends
-/// the beam without a hypothesis).
-pub type AllowedTokens<'a> = dyn FnMut(&[u32]) -> Vec<u32> + 'a;
-
-/// [`search`] where, if `allowed` is given, every beam may only continue
-/// with the tokens `allowed(prefix)` returns (Hugging Face's
-/// `prefix_allowed_tokens_fn`); beams with no allowed continuation are
-/// dropped rather than padded with impossible tokens.
+///
+/// If `allowed` is given, every beam may only continue with the tokens
+/// `allowed(prefix)` returns (Hugging Face's `prefix_allowed_tokens_fn`);
+/// beams with no allowed continuation are dropped rather than padded with
+/// impossible tokens.
 pub(crate) fn search_constrained<F>(
     cfg: &BeamConfig,
     first: Tensor,

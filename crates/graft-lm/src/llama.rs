@@ -667,42 +667,237 @@ impl Llama {
     /// [`LmError::WrongType`] for an empty prompt or zero beams;
     /// [`LmError::Tch`] if libtorch fails.
     pub fn beam_search(&self, prompt: &[u32], cfg: &BeamConfig) -> Result<Vec<Hypothesis>> {
+        let x = self.prompt_embeds(prompt, "beam search")?;
+        self.beam_search_inner(&x, cfg, None)
+    }
+
+    /// [`beam_search`](Self::beam_search) where every beam may only
+    /// continue with the tokens `allowed(generated so far)` returns
+    /// (Hugging Face's `prefix_allowed_tokens_fn`, e.g. a trie of valid
+    /// item IDs); beams with no allowed continuation are dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`beam_search`](Self::beam_search).
+    pub fn beam_search_constrained(
+        &self,
+        prompt: &[u32],
+        cfg: &BeamConfig,
+        allowed: &mut crate::beam::AllowedTokens<'_>,
+    ) -> Result<Vec<Hypothesis>> {
+        let x = self.prompt_embeds(prompt, "beam search")?;
+        self.beam_search_inner(&x, cfg, Some(allowed))
+    }
+
+    /// [`beam_search_constrained`](Self::beam_search_constrained) after a
+    /// prompt given as input embeddings (`[1, T, hidden]`, e.g. token
+    /// embeddings with injected vectors and a soft-prompt prefix).
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::WrongType`] unless `x` is `[1, T >= 1, hidden]` or for
+    /// zero beams; [`LmError::Tch`] if libtorch fails.
+    pub fn beam_search_embeds_constrained(
+        &self,
+        x: &Tensor,
+        cfg: &BeamConfig,
+        allowed: &mut crate::beam::AllowedTokens<'_>,
+    ) -> Result<Vec<Hypothesis>> {
+        self.check_prefix(x, "beam search")?;
+        self.beam_search_inner(x, cfg, Some(allowed))
+    }
+
+    /// `[1, T, hidden]` embeddings of a non-empty prompt.
+    fn prompt_embeds(&self, prompt: &[u32], what: &str) -> Result<Tensor> {
         if prompt.is_empty() {
             return Err(LmError::WrongType {
-                name: "beam search".into(),
+                name: what.into(),
                 expected: "a non-empty prompt".into(),
                 found: "no prompt tokens".into(),
             });
         }
-        let _guard = tch::no_grad_guard();
-        let mut cache = KvCache::default();
         let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
         let input = Tensor::f_from_slice(&ids)?
             .f_view([1, -1])?
             .f_to(self.device)?;
-        let h = self.forward_embeds(&self.embed(&input)?, &mut cache, None)?;
+        self.embed(&input)
+    }
+
+    fn check_prefix(&self, x: &Tensor, what: &str) -> Result<()> {
+        let s = x.size();
+        if s.len() != 3 || s[0] != 1 || s[1] < 1 || s[2] != to_i64(self.cfg.hidden) {
+            return Err(LmError::WrongType {
+                name: what.into(),
+                expected: format!("prompt embeddings [1, T >= 1, {}]", self.cfg.hidden),
+                found: format!("shape {s:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn beam_search_inner(
+        &self,
+        x: &Tensor,
+        cfg: &BeamConfig,
+        allowed: Option<&mut crate::beam::AllowedTokens<'_>>,
+    ) -> Result<Vec<Hypothesis>> {
+        let _guard = tch::no_grad_guard();
+        let mut cache = KvCache::default();
+        let h = self.forward_embeds(x, &mut cache, None)?;
         let first = self
             .logits(&h.f_select(1, -1)?)?
             .f_log_softmax(-1, Kind::Float)?;
-        crate::beam::search(cfg, first, |parents, beams| {
-            // Reorder the cache to the surviving parents and feed the new tokens.
-            let order = Tensor::f_from_slice(parents)?.f_to(self.device)?;
-            for (k, v) in &mut cache.layers {
-                *k = k.f_index_select(0, &order)?;
-                *v = v.f_index_select(0, &order)?;
-            }
-            let last: Vec<i64> = beams
+        crate::beam::search_constrained(
+            cfg,
+            first,
+            |parents, beams| {
+                // Reorder the cache to the surviving parents and feed the new tokens.
+                let order = Tensor::f_from_slice(parents)?.f_to(self.device)?;
+                for (k, v) in &mut cache.layers {
+                    *k = k.f_index_select(0, &order)?;
+                    *v = v.f_index_select(0, &order)?;
+                }
+                let last: Vec<i64> = beams
+                    .iter()
+                    .map(|t| i64::from(*t.last().unwrap_or(&0)))
+                    .collect();
+                let input = Tensor::f_from_slice(&last)?
+                    .f_view([-1, 1])?
+                    .f_to(self.device)?;
+                let h = self.forward_embeds(&self.embed(&input)?, &mut cache, None)?;
+                Ok(self
+                    .logits(&h.f_select(1, -1)?)?
+                    .f_log_softmax(-1, Kind::Float)?)
+            },
+            allowed,
+        )
+    }
+
+    /// Sum of the log-probabilities of each continuation after one prompt
+    /// given as input embeddings (`[1, T, hidden]`): `[N]`, without
+    /// gradients. The prompt runs once; its key/value cache is shared by
+    /// the continuations, which run in chunks of `chunk` (memory: the
+    /// cache is copied per continuation of a chunk). An empty continuation
+    /// scores 0.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::WrongType`] unless `x` is `[1, T >= 1, hidden]`;
+    /// [`LmError::Tch`] if libtorch fails (e.g. a token outside the
+    /// vocabulary).
+    pub fn continuation_log_probs(
+        &self,
+        x: &Tensor,
+        continuations: &[&[u32]],
+        chunk: usize,
+    ) -> Result<Vec<f64>> {
+        self.check_prefix(x, "continuation scoring")?;
+        let _guard = tch::no_grad_guard();
+        let mut cache = KvCache::default();
+        let h = self.forward_embeds(x, &mut cache, None)?;
+        let first = self
+            .logits(&h.f_select(1, -1)?)?
+            .f_log_softmax(-1, Kind::Float)?
+            .f_squeeze_dim(0)?; // [V]
+        let first = Vec::<f64>::try_from(first.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?)?;
+        let mut out = Vec::with_capacity(continuations.len());
+        for group in continuations.chunks(chunk.max(1)) {
+            let n = group.len();
+            let len = group.iter().map(|c| c.len()).max().unwrap_or(0);
+            let mut sums: Vec<f64> = group
                 .iter()
-                .map(|t| i64::from(*t.last().unwrap_or(&0)))
+                .map(|c| {
+                    c.first()
+                        .map_or(0.0, |&t| first.get(t as usize).copied().unwrap_or(f64::NAN))
+                })
                 .collect();
-            let input = Tensor::f_from_slice(&last)?
-                .f_view([-1, 1])?
-                .f_to(self.device)?;
-            let h = self.forward_embeds(&self.embed(&input)?, &mut cache, None)?;
-            Ok(self
-                .logits(&h.f_select(1, -1)?)?
-                .f_log_softmax(-1, Kind::Float)?)
-        })
+            if len > 1 {
+                // Feed tokens 0..len-1 of each continuation (right-padded;
+                // causal attention keeps padding out of real positions).
+                let mut ids = vec![0i64; n * (len - 1)];
+                let (mut rows, mut cols, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+                for (i, c) in group.iter().enumerate() {
+                    for (k, &t) in c.iter().take(len - 1).enumerate() {
+                        ids[i * (len - 1) + k] = i64::from(t);
+                    }
+                    for (k, &t) in c.iter().enumerate().skip(1) {
+                        rows.push(i as i64);
+                        cols.push((k - 1) as i64);
+                        targets.push(i64::from(t));
+                    }
+                }
+                let order = Tensor::f_zeros([to_i64(n)], (Kind::Int64, self.device))?;
+                let mut sub = KvCache {
+                    layers: cache
+                        .layers
+                        .iter()
+                        .map(|(k, v)| {
+                            Ok((k.f_index_select(0, &order)?, v.f_index_select(0, &order)?))
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                };
+                let input = Tensor::f_from_slice(&ids)?
+                    .f_view([to_i64(n), to_i64(len - 1)])?
+                    .f_to(self.device)?;
+                let h = self.forward_embeds(&self.embed(&input)?, &mut sub, None)?;
+                let rows_t = Tensor::f_from_slice(&rows)?.f_to(self.device)?;
+                let cols_t = Tensor::f_from_slice(&cols)?.f_to(self.device)?;
+                let targets_t = Tensor::f_from_slice(&targets)?.f_to(self.device)?;
+                let picked = h.f_index(&[Some(&rows_t), Some(&cols_t)])?;
+                let logp = self
+                    .logits(&picked)?
+                    .f_log_softmax(-1, Kind::Float)?
+                    .f_gather(1, &targets_t.f_unsqueeze(1)?, false)?
+                    .f_squeeze_dim(1)?;
+                let logp = Vec::<f64>::try_from(logp.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?)?;
+                for (&r, lp) in rows.iter().zip(logp) {
+                    sums[r as usize] += lp;
+                }
+            }
+            out.extend(sums);
+        }
+        Ok(out)
+    }
+
+    /// Every weight with its Hugging Face name (shallow copies sharing
+    /// storage with the model), in a fixed order: what a full fine-tuning
+    /// optimizer trains. A tied output matrix is not listed separately.
+    /// Adapters attached with [`attach_lora`](Self::attach_lora) live in
+    /// their own `VarStore` and are not listed.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.embedding.shallow_clone(),
+        )];
+        for (i, b) in self.blocks.iter().enumerate() {
+            let n = |s: &str| format!("model.layers.{i}.{s}.weight");
+            for (name, t) in [
+                (n("input_layernorm"), &b.attn_norm),
+                (n("self_attn.q_proj"), &b.wq),
+                (n("self_attn.k_proj"), &b.wk),
+                (n("self_attn.v_proj"), &b.wv),
+                (n("self_attn.o_proj"), &b.wo),
+                (n("post_attention_layernorm"), &b.ffn_norm),
+                (n("mlp.gate_proj"), &b.w_gate),
+                (n("mlp.up_proj"), &b.w_up),
+                (n("mlp.down_proj"), &b.w_down),
+            ] {
+                out.push((name, t.shallow_clone()));
+            }
+        }
+        out.push(("model.norm.weight".to_string(), self.norm.shallow_clone()));
+        if let Some(o) = &self.output {
+            out.push(("lm_head.weight".to_string(), o.shallow_clone()));
+        }
+        out
+    }
+
+    /// Makes every weight of [`named_parameters`](Self::named_parameters)
+    /// trainable (full fine-tuning) or frozen (the default after loading).
+    pub fn set_requires_grad(&mut self, trainable: bool) {
+        for (_, t) in self.named_parameters() {
+            let _ = t.set_requires_grad(trainable);
+        }
     }
 
     /// Greedy decoding: appends up to `max_new` tokens to `prompt`, stopping
