@@ -114,6 +114,13 @@ fn to_i64(n: usize) -> Result<i64> {
 }
 
 impl ElmrecModel {
+    /// A host buffer as a tensor of `shape` on the model's device.
+    fn upload<T: tch::kind::Element>(&self, data: &[T], shape: [i64; 2]) -> Result<Tensor> {
+        Ok(Tensor::f_from_slice(data)?
+            .f_view(shape)?
+            .f_to(self.device)?)
+    }
+
     /// Builds the model for a split: T5 (random with `cfg.seed`, or
     /// `cfg.init_dir`) or a pretrained LLaMA (GGUF file or Hugging Face
     /// directory; LoRA adapters seeded with `cfg.seed`, or every weight
@@ -513,15 +520,9 @@ impl ElmrecModel {
             }
         }
         let shape = [b, to_i64(len)?];
-        let ids = Tensor::f_from_slice(&flat_ids)?
-            .f_view(shape)?
-            .f_to(self.device)?;
-        let ww = Tensor::f_from_slice(&flat_ww)?
-            .f_view(shape)?
-            .f_to(self.device)?;
-        let mask = Tensor::f_from_slice(&flat_mask)?
-            .f_view(shape)?
-            .f_to(self.device)?;
+        let ids = self.upload(&flat_ids, shape)?;
+        let ww = self.upload(&flat_ww, shape)?;
+        let mask = self.upload(&flat_mask, shape)?;
         let p = to_i64(self.cfg.prompts_per_task)?;
         let emb = t5.embed(&ids)?;
         let x = self.inject_ids(task, &emb, &ww, &flat_ww, tables, None)?;
@@ -570,17 +571,11 @@ impl ElmrecModel {
             }
         }
         let shape = [to_i64(examples.len())?, to_i64(len)?];
-        let ids = Tensor::f_from_slice(&flat_ids)?
-            .f_view(shape)?
-            .f_to(self.device)?;
-        let ww = Tensor::f_from_slice(&flat_ww)?
-            .f_view(shape)?
-            .f_to(self.device)?;
+        let ids = self.upload(&flat_ids, shape)?;
+        let ww = self.upload(&flat_ww, shape)?;
         // Target tokens are fed as plain token embeddings, as generation
         // and candidate scoring feed them.
-        let plain = Tensor::f_from_slice(&flat_plain)?
-            .f_view(shape)?
-            .f_to(self.device)?;
+        let plain = self.upload(&flat_plain, shape)?;
         let emb = llama.embed(&ids)?;
         Ok((
             self.inject_ids(task, &emb, &ww, &flat_ww, tables, Some(&plain))?,
@@ -651,14 +646,7 @@ impl ElmrecModel {
             }
         }
         let shape = [to_i64(targets.len())?, to_i64(len)?];
-        Ok((
-            Tensor::f_from_slice(&dec)?
-                .f_view(shape)?
-                .f_to(self.device)?,
-            Tensor::f_from_slice(&lab)?
-                .f_view(shape)?
-                .f_to(self.device)?,
-        ))
+        Ok((self.upload(&dec, shape)?, self.upload(&lab, shape)?))
     }
 
     fn targets<'a>(&'a self, examples: &[Example]) -> Result<Vec<&'a [u32]>> {
