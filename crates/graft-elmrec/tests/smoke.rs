@@ -188,7 +188,10 @@ fn pipeline_trains_resumes_and_evaluates() {
     )
     .expect("stored");
     assert_eq!(stored.training.resumed_from, Some(12));
-    assert_eq!(std::fs::read(dir.path().join("log.jsonl")).expect("log"), log_before);
+    assert_eq!(
+        std::fs::read(dir.path().join("log.jsonl")).expect("log"),
+        log_before
+    );
     assert_eq!(
         serde_json::to_value(&stored.test.direct_generate).expect("json"),
         serde_json::to_value(&again.test.direct_generate).expect("json")
