@@ -14,6 +14,9 @@
 //!   Works for any `tokenizers::Tokenizer` (the T5 SentencePiece vocabulary
 //!   that splits `item_345,` into `▁item`, `_`, `34`, `5,`, and SmolLM2's
 //!   byte-level BPE that splits every digit).
+//! * [`rap`]: ELCoRec's RAP prompt (profile, retrieved items in time
+//!   order, recent items, a soft-prompt placeholder token, the yes/no
+//!   question) and the placeholder's token position from offsets.
 //!
 //! ```
 //! use graft_prompt::{Template, Task};
@@ -24,6 +27,8 @@
 //! assert_eq!(&p.text[p.mentions[2].span.clone()], "item_7");
 //! # Ok::<(), graft_prompt::PromptError>(())
 //! ```
+
+pub mod rap;
 
 use std::ops::Range;
 

@@ -211,3 +211,271 @@ fn real_t5_tokenizer() {
         check_spans(&q, &tok, 22_363);
     }
 }
+
+// ---- RAP prompts (ELCoRec) ----
+
+use graft_prompt::rap::{
+    placeholder_token, render_rap, retrieved_in_time_order, Domain, RapConfig, RapVariant,
+    RatedItem, UserProfile,
+};
+use tokenizers::AddedToken;
+
+const PLACEHOLDER: &str = "<expert>";
+
+/// The tiny tokenizer with the placeholder registered as a special token,
+/// as an LLM's unused control token would be.
+fn tiny_with_placeholder() -> (Tokenizer, u32) {
+    let mut tok = tiny_tokenizer();
+    tok.add_special_tokens(&[AddedToken::from(PLACEHOLDER, true)]);
+    let id = tok.token_to_id(PLACEHOLDER).unwrap();
+    (tok, id)
+}
+
+fn items(titles: &[String], ratings: &[u8]) -> Vec<RatedItem> {
+    titles
+        .iter()
+        .zip(ratings.iter().cycle())
+        .map(|(t, &r)| RatedItem::new(t.clone(), f32::from(r % 6)))
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn rap_placeholder_is_one_token_and_lists_keep_their_order(
+        titles in proptest::collection::vec("[ -~\n\t]{0,24}", 0..8),
+        ratings in proptest::collection::vec(0u8..6, 1..4),
+        target in "[ -~]{1,20}",
+        variant in prop_oneof![Just(RapVariant::Full), Just(RapVariant::RecentOnly), Just(RapVariant::RetrievalOnly)],
+        books in any::<bool>(),
+    ) {
+        prop_assume!(!titles.iter().any(|t| t.contains(PLACEHOLDER)) && !target.contains(PLACEHOLDER));
+        let domain = if books { Domain::Books } else { Domain::Movies };
+        let cfg = RapConfig::new(domain).with_variant(variant).with_placeholder(PLACEHOLDER);
+        let list = items(&titles, &ratings);
+        let half = list.len() / 2;
+        let profile = UserProfile { gender: Some("male".into()), age: Some("18-24".into()), ..Default::default() };
+        let p = render_rap(&cfg, &profile, &list[..half], &list, &target).unwrap();
+        // The placeholder span holds the placeholder; its token is the special token.
+        let span = p.placeholder.clone().unwrap();
+        prop_assert_eq!(&p.text[span], PLACEHOLDER);
+        let (tok, id) = tiny_with_placeholder();
+        let enc = tok.encode(p.text.as_str(), false).unwrap();
+        let t = placeholder_token(&p, &enc).unwrap();
+        prop_assert_eq!(enc.get_ids()[t], id);
+        prop_assert_eq!(enc.get_ids().iter().filter(|&&i| i == id).count(), 1);
+        // Titles cannot add lines: profile, headers, one line per item, the
+        // placeholder sentence, the question (3 lines).
+        let shown = match variant {
+            RapVariant::Full => half + list.len() + 2,
+            RapVariant::RecentOnly => list.len() + 1,
+            RapVariant::RetrievalOnly => half + 1,
+        };
+        prop_assert_eq!(p.text.lines().count(), 1 + shown + 1 + 3);
+        // Recent items appear numbered 1.., in order.
+        if variant != RapVariant::RetrievalOnly {
+            let tail = p.text.split("most recently").nth(1).unwrap();
+            let mut at = 0;
+            for k in 1..=list.len() {
+                let needle = format!("\n{k}. ");
+                let i = tail[at..].find(&needle).unwrap();
+                at += i + needle.len();
+            }
+        }
+    }
+
+    #[test]
+    fn retrieved_lists_are_time_ordered_prefixes_of_the_ranking(
+        ranked in proptest::collection::vec(0usize..40, 0..30),
+        k in 0usize..20,
+    ) {
+        let out = retrieved_in_time_order(&ranked, k);
+        prop_assert!(out.windows(2).all(|w| w[0] < w[1]));
+        let mut distinct = Vec::new();
+        for &r in &ranked {
+            if !distinct.contains(&r) { distinct.push(r); }
+        }
+        distinct.truncate(k);
+        distinct.sort_unstable();
+        prop_assert_eq!(out, distinct);
+    }
+}
+
+#[test]
+fn rap_prompt_reads_as_expected() {
+    let cfg = RapConfig::new(Domain::Movies).with_placeholder(PLACEHOLDER);
+    let profile = UserProfile {
+        gender: Some("female".into()),
+        age: Some("25-34".into()),
+        occupation: Some("engineer".into()),
+        location: None,
+    };
+    let retrieved = [RatedItem::new("Heat (1995)", 4.0)];
+    let recent = [
+        RatedItem::new("Heat (1995)", 4.0),
+        RatedItem::new("Babe\n(1995)", 1.0),
+    ];
+    let p = render_rap(&cfg, &profile, &retrieved, &recent, "Casino (1995)").unwrap();
+    let expected = "The user is a female. The user's age is 25-34. The user's job is engineer.\n\
+The user watched these movies, which reflect the user's preference for the target (rated out of 5):\n\
+1. Heat (1995) (4 stars)\n\
+The user watched the following movies most recently, in order, and rated them (out of 5):\n\
+1. Heat (1995) (4 stars)\n\
+2. Babe (1995) (1 star)\n\
+We also have information about the user's preferences encoded in the feature <expert>.\n\
+Based on the movies the user has watched, deduce if the user will like the movie ***Casino (1995)***.\n\
+Note that the more stars the user gave a movie, the more the user liked it.\n\
+You should ONLY tell me yes or no.";
+    assert_eq!(p.text, expected);
+    // Without a placeholder: no soft-prompt sentence, and asking for its token fails.
+    let bare = render_rap(
+        &RapConfig::new(Domain::Books),
+        &UserProfile::default(),
+        &[],
+        &recent,
+        "Emma",
+    )
+    .unwrap();
+    assert!(bare.placeholder.is_none() && !bare.text.contains("feature"));
+    assert!(bare.text.starts_with("The user read these books"));
+    let enc = tiny_tokenizer().encode(bare.text.as_str(), false).unwrap();
+    assert!(placeholder_token(&bare, &enc).is_err());
+}
+
+#[test]
+fn rap_rejects_ambiguous_placeholders() {
+    let cfg = RapConfig::new(Domain::Movies).with_placeholder(PLACEHOLDER);
+    let sneaky = [RatedItem::new("A <expert> title", 3.0)];
+    let err = render_rap(&cfg, &UserProfile::default(), &[], &sneaky, "X").unwrap_err();
+    assert!(err.to_string().contains("also occurs"), "{err}");
+    let spaced = RapConfig::new(Domain::Movies).with_placeholder("two words");
+    assert!(render_rap(&spaced, &UserProfile::default(), &[], &[], "X").is_err());
+    // A placeholder the tokenizer splits into several tokens is refused.
+    let cfg = RapConfig::new(Domain::Movies).with_placeholder("<notregistered>");
+    let p = render_rap(&cfg, &UserProfile::default(), &[], &[], "X").unwrap();
+    let enc = tiny_tokenizer().encode(p.text.as_str(), false).unwrap();
+    let err = placeholder_token(&p, &enc).unwrap_err();
+    assert!(err.to_string().contains("not exactly one token"), "{err}");
+}
+
+/// Parses a Python list of string reprs, `['0. A (5 stars)', "1. B's (4 stars)"]`.
+fn python_str_list(s: &str) -> Vec<String> {
+    let s = s
+        .trim()
+        .strip_prefix('[')
+        .unwrap()
+        .strip_suffix(']')
+        .unwrap();
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\'' && c != '"' {
+            continue;
+        }
+        let mut cur = String::new();
+        while let Some(d) = chars.next() {
+            match d {
+                '\\' => cur.push(chars.next().unwrap()),
+                d if d == c => break,
+                d => cur.push(d),
+            }
+        }
+        out.push(cur);
+    }
+    out
+}
+
+/// `"3. Title (4 stars)"` -> `("Title", 4.0)`.
+fn numbered_item(s: &str) -> RatedItem {
+    let (_, rest) = s.split_once(". ").unwrap();
+    let (title, stars) = rest.rsplit_once(" (").unwrap();
+    let r = stars.split(' ').next().unwrap().parse().unwrap();
+    RatedItem::new(title, r)
+}
+
+/// Our prompt parsed back: (retrieved, recent, placeholder line index, target).
+fn parse_ours(text: &str) -> (Vec<RatedItem>, Vec<RatedItem>, usize, String) {
+    let lines: Vec<&str> = text.lines().collect();
+    let head = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap();
+    let (a, b, c) = (
+        head("which reflect"),
+        head("most recently"),
+        head("encoded in the feature"),
+    );
+    let list = |r: std::ops::Range<usize>| lines[r].iter().map(|l| numbered_item(l)).collect();
+    let target = lines[c + 1].split("***").nth(1).unwrap().to_string();
+    (list(a + 1..b), list(b + 1..c), c, target)
+}
+
+/// Our RAP builder against three ML-1M prompts written by the ELCoRec
+/// authors' code (`../shared/reference`): same items, ratings and order in
+/// both lists, the placeholder sentence after the recent list, the same
+/// target. The wording differs on purpose.
+#[test]
+fn rap_matches_the_official_prompt_structure() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/elcorec_ml1m_rap_prompts_sample.json");
+    let Ok(raw) = std::fs::read_to_string(&path) else {
+        eprintln!("SKIPPED: {} not found", path.display());
+        return;
+    };
+    let samples: Vec<serde_json::Value> = serde_json::from_str(&raw).unwrap();
+    assert_eq!(samples.len(), 3);
+    for s in samples {
+        let input = s["input"].as_str().unwrap();
+        let lines: Vec<&str> = input.lines().collect();
+        assert_eq!(lines.len(), 9, "{input}");
+        // "The user is a male. His job is programmer. His age is 25-34."
+        let facts: Vec<&str> = lines[0].split(". ").collect();
+        let last_word = |f: &str| {
+            f.trim_end_matches('.')
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let profile = UserProfile {
+            gender: Some(last_word(facts[0])),
+            occupation: Some(
+                facts[1]
+                    .trim_end_matches('.')
+                    .split(" is ")
+                    .nth(1)
+                    .unwrap()
+                    .into(),
+            ),
+            age: Some(last_word(facts[2])),
+            location: None,
+        };
+        let retrieved: Vec<RatedItem> = python_str_list(lines[2])
+            .iter()
+            .map(|x| numbered_item(x))
+            .collect();
+        let recent: Vec<RatedItem> = python_str_list(lines[4])
+            .iter()
+            .map(|x| numbered_item(x))
+            .collect();
+        assert_eq!((retrieved.len(), recent.len()), (15, 15));
+        assert!(lines[5].ends_with("encoded in the feature <UserID>."));
+        let target = lines[6].split("***").nth(1).unwrap();
+        let cfg = RapConfig::new(Domain::Movies).with_placeholder("<UserID>");
+        let ours = render_rap(&cfg, &profile, &retrieved, &recent, target).unwrap();
+        let (r2, c2, ph, t2) = parse_ours(&ours.text);
+        assert_eq!(r2, retrieved);
+        assert_eq!(c2, recent);
+        assert_eq!(t2, target);
+        assert_eq!(
+            ph,
+            ours.text.lines().count() - 4,
+            "placeholder sentence right before the question"
+        );
+        for field in [&profile.gender, &profile.occupation, &profile.age] {
+            assert!(ours
+                .text
+                .lines()
+                .next()
+                .unwrap()
+                .contains(field.as_deref().unwrap()));
+        }
+        assert!(matches!(s["output"].as_str(), Some("Yes." | "No.")));
+    }
+}
