@@ -10,6 +10,8 @@
 //!   [`LoadReport`].
 //! * **Splits**: [`LeaveOneOut`] (ELMRec/POD) and [`CtrSplit`] (ELCoRec/ReLLa).
 //! * **Negatives**: [`NegativeSampler`], identical across runs and machines.
+//! * **ELCoRec side information** ([`features`]): GAT codes, item texts,
+//!   prompt profiles.
 //! * **Synthetic data**: [`synthetic::planted_clusters`] for fast tests.
 //!
 //! ```
@@ -25,6 +27,7 @@
 
 pub mod dataset;
 pub mod error;
+pub mod features;
 pub mod formats;
 pub mod negative;
 pub mod read;
