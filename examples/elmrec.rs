@@ -75,6 +75,9 @@ struct Args {
     /// Skip the non-LLM baselines.
     #[arg(long)]
     no_baselines: bool,
+    /// Run the non-LLM baselines only (no language-model variant).
+    #[arg(long, conflicts_with = "no_baselines")]
+    baselines_only: bool,
     /// Whole-word scale of the direct task (Beauty 9, Sports 5).
     #[arg(long, default_value_t = 9.0)]
     alpha_direct: f64,
@@ -285,7 +288,12 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         _ => graft_lm::t5::t5_tokenizer(&args.tokenizer)?,
     };
     let mut curves = Vec::new();
-    for v in &args.variants {
+    let variants = if args.baselines_only {
+        &[][..]
+    } else {
+        &args.variants[..]
+    };
+    for v in variants {
         let cfg = base_cfg.clone().with_variant(*v);
         // T5 runs keep their directory names; SmolLM2 runs get their own.
         let dir = match label {
