@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 use crate::formats::movielens::ML1M_AGE_CODES;
 use crate::{Dataset, Format, UserInfo};
 
-/// A string vocabulary; code 0 is reserved for "unknown".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A string vocabulary; code 0 is reserved for "unknown". Two
+/// vocabularies are equal when they hold the same names in the same order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Vocab {
     /// `names[c - 1]` is the value of code `c`, in order of first appearance.
     pub names: Vec<String>,
@@ -35,10 +36,26 @@ pub struct Vocab {
     index: HashMap<String, u32>,
 }
 
+impl PartialEq for Vocab {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
+    }
+}
+
+impl Eq for Vocab {}
+
 impl Vocab {
-    /// Code of `value`, adding it if new; `None` gives 0.
+    /// Code of `value`, adding it if new; `None` gives 0. Works on a
+    /// deserialized vocabulary too (its lookup table is rebuilt).
     pub fn intern(&mut self, value: Option<&str>) -> u32 {
         let Some(v) = value else { return 0 };
+        if self.index.len() != self.names.len() {
+            // Deserialized: the lookup table is not stored.
+            self.index = (1..)
+                .zip(&self.names)
+                .map(|(c, n)| (n.clone(), c))
+                .collect();
+        }
         if let Some(&c) = self.index.get(v) {
             return c;
         }

@@ -112,3 +112,19 @@ fn formats_without_side_information_have_no_fields() {
     assert!(item_text(&ds, 0).starts_with("item: "));
     assert_eq!(user_profile(&ds, 0), Default::default());
 }
+
+#[test]
+fn vocabularies_survive_serde() {
+    let ds = load(&common::ml100k());
+    let f = CtrFeatures::build(&ds);
+    let mut back: CtrFeatures = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+    assert_eq!(back, f);
+    let v = &mut back.user_vocabs[2];
+    let writer = v.names.iter().position(|n| n == "writer").unwrap() as u32 + 1;
+    assert_eq!(
+        v.intern(Some("writer")),
+        writer,
+        "no duplicate after deserializing"
+    );
+    assert_eq!(v.intern(Some("astronaut")), v.size() as u32 - 1);
+}
