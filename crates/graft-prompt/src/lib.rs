@@ -264,18 +264,9 @@ pub fn whole_word_ids(
     encoding: &Encoding,
     mode: WholeWordMode,
 ) -> Result<Vec<u32>> {
-    let len = prompt.text.len();
     let mut out = Vec::with_capacity(encoding.len());
     let mut m = 0;
-    for (token, &(start, end)) in encoding.get_offsets().iter().enumerate() {
-        if start > end || end > len {
-            return Err(PromptError::Offsets {
-                token,
-                start,
-                end,
-                len,
-            });
-        }
+    for (start, end) in checked_offsets(encoding, prompt.text.len())? {
         if start == end {
             out.push(0);
             continue;
@@ -297,4 +288,30 @@ pub fn whole_word_ids(
         out.push(id);
     }
     Ok(out)
+}
+
+/// The byte offsets of `encoding`'s tokens, each checked to lie inside a
+/// `len`-byte text.
+///
+/// # Errors
+///
+/// [`PromptError::Offsets`] for the first token outside the text.
+pub(crate) fn checked_offsets(encoding: &Encoding, len: usize) -> Result<Vec<(usize, usize)>> {
+    encoding
+        .get_offsets()
+        .iter()
+        .enumerate()
+        .map(|(token, &(start, end))| {
+            if start > end || end > len {
+                Err(PromptError::Offsets {
+                    token,
+                    start,
+                    end,
+                    len,
+                })
+            } else {
+                Ok((start, end))
+            }
+        })
+        .collect()
 }

@@ -343,17 +343,9 @@ pub fn placeholder_token(prompt: &RapPrompt, encoding: &Encoding) -> Result<usiz
             template: String::new(),
             reason: "the prompt has no placeholder".into(),
         })?;
-    let len = prompt.text.len();
     let mut found = Vec::new();
-    for (token, &(start, end)) in encoding.get_offsets().iter().enumerate() {
-        if start > end || end > len {
-            return Err(PromptError::Offsets {
-                token,
-                start,
-                end,
-                len,
-            });
-        }
+    let offsets = crate::checked_offsets(encoding, prompt.text.len())?;
+    for (token, (start, end)) in offsets.into_iter().enumerate() {
         if start < span.end && end > span.start {
             found.push((token, start..end));
         }
