@@ -99,19 +99,37 @@ pub struct CtrFeatures {
 /// `(field name, value)` extractors of one format's profile fields.
 type Field = (&'static str, fn(&UserInfo) -> Option<String>);
 
-fn user_fields(format: Format) -> Vec<Field> {
+fn user_fields(ds: &Dataset) -> Vec<Field> {
     let gender: Field = ("gender", |u| u.gender.clone());
     let age: Field = ("age", |u| u.age.map(|a| a.to_string()));
     let occupation: Field = ("occupation", |u| u.occupation.clone());
     let location: Field = ("location", |u| u.location.clone());
-    match format {
+    match ds.format {
         // ELCoRec's user node for MovieLens: gender, age, occupation, zip.
         Format::Movielens100k | Format::Movielens1m | Format::Movielens25m => {
             vec![gender, age, occupation, ("zip", |u| u.location.clone())]
         }
         // BookCrossing: location and age.
         Format::BookCrossing => vec![location, age],
-        _ => Vec::new(),
+        // Other sources (RecBole atomic files, CSV, synthetic): the fields
+        // some user has, in MovieLens order.
+        _ => [gender, age, occupation, location]
+            .into_iter()
+            .filter(|(_, get)| ds.user_info.iter().any(|u| get(u).is_some()))
+            .collect(),
+    }
+}
+
+/// The item feature of the GAT's feature nodes: `"genre"` (MovieLens),
+/// `"author"` (BookCrossing); for other sources whichever the items have
+/// (genres first), else `"none"`.
+fn item_feature(ds: &Dataset) -> &'static str {
+    match ds.format {
+        Format::BookCrossing => "author",
+        Format::Movielens100k | Format::Movielens1m | Format::Movielens25m => "genre",
+        _ if ds.item_info.iter().any(|i| !i.genres.is_empty()) => "genre",
+        _ if ds.item_info.iter().any(|i| i.author.is_some()) => "author",
+        _ => "none",
     }
 }
 
@@ -119,7 +137,7 @@ impl CtrFeatures {
     /// Codes for every user and item of `ds`; vocabularies follow dense id
     /// order, so the same dataset always gives the same codes.
     pub fn build(ds: &Dataset) -> Self {
-        let fields = user_fields(ds.format);
+        let fields = user_fields(ds);
         let mut user_vocabs = vec![Vocab::default(); fields.len()];
         let empty = UserInfo::default();
         let user_codes = (0..ds.n_users())
@@ -132,11 +150,7 @@ impl CtrFeatures {
                     .collect()
             })
             .collect();
-        let item_feature = match ds.format {
-            Format::BookCrossing => "author",
-            Format::Movielens100k | Format::Movielens1m | Format::Movielens25m => "genre",
-            _ => "none",
-        };
+        let item_feature = item_feature(ds);
         let mut item_vocab = Vocab::default();
         let item_codes = (0..ds.n_items())
             .map(|i| {

@@ -114,6 +114,26 @@ fn formats_without_side_information_have_no_fields() {
 }
 
 #[test]
+fn other_sources_use_the_fields_they_have() {
+    // Synthetic data (like RecBole atomic files) names no format with
+    // known fields: the present ones are used, in MovieLens order.
+    let syn = graft_data::synthetic::planted_clusters(&graft_data::synthetic::SyntheticConfig {
+        users: 6,
+        items: 12,
+        clusters: 2,
+        interactions_per_user: 4,
+        in_cluster: 0.9,
+        seed: 1,
+    })
+    .unwrap();
+    let f = CtrFeatures::build(&syn.dataset);
+    assert_eq!(f.user_fields, ["gender", "age", "occupation", "location"]);
+    assert_eq!(f.item_feature, "genre");
+    assert!(f.item_codes.iter().all(|&c| c != 0));
+    assert!(f.user_codes.iter().all(|c| c.len() == 4 && c.iter().all(|&x| x != 0)));
+}
+
+#[test]
 fn vocabularies_survive_serde() {
     let ds = load(&common::ml100k());
     let f = CtrFeatures::build(&ds);

@@ -113,22 +113,7 @@ pub struct RunResult {
     pub parameters: i64,
 }
 
-/// A serializable summary of a [`TrainOutcome`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainSummary {
-    /// Optimizer steps done.
-    pub steps: u64,
-    /// Why training stopped.
-    pub stop: String,
-    /// Best validation metric (negative mean loss).
-    pub best_metric: Option<f64>,
-    /// Its step.
-    pub best_step: Option<u64>,
-    /// Training seconds over all segments.
-    pub seconds: f64,
-    /// Step a resumed run started from.
-    pub resumed_from: Option<u64>,
-}
+pub use graft_train::TrainSummary;
 
 /// The fixed validation sample of a configuration (validation items of
 /// `cfg.valid_users` seeded users, `cfg.train_negatives` negatives).
@@ -216,14 +201,7 @@ pub fn train_and_evaluate(
     graft_train::restore_best(&run, &mut opt)?;
     let test_report = evaluate(&model, test, eval, cfg.history_len, rt.progress)?;
     let result = RunResult {
-        training: TrainSummary {
-            steps: outcome.steps,
-            stop: format!("{:?}", outcome.stop),
-            best_metric: outcome.best_metric,
-            best_step: outcome.best_step,
-            seconds: outcome.seconds,
-            resumed_from: outcome.resumed_from,
-        },
+        training: TrainSummary::from(&outcome),
         test: test_report,
         parameters,
     };

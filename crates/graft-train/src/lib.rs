@@ -70,5 +70,6 @@ pub use progress::TrainProgress;
 pub use rundir::RunDir;
 pub use tch;
 pub use train::{
-    mix_seed, restore_best, train, LoopConfig, LoopState, StopReason, TrainOutcome, TrainTask,
+    mix_seed, restore_best, train, LoopConfig, LoopState, StopReason, TrainOutcome, TrainSummary,
+    TrainTask,
 };

@@ -150,6 +150,37 @@ pub struct TrainOutcome {
     pub resumed_from: Option<u64>,
 }
 
+/// A serializable summary of a [`TrainOutcome`], as pipelines store it in
+/// their `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Optimizer steps done.
+    pub steps: u64,
+    /// Why training stopped ([`StopReason`]'s name).
+    pub stop: String,
+    /// Best validation metric.
+    pub best_metric: Option<f64>,
+    /// Its step.
+    pub best_step: Option<u64>,
+    /// Training seconds over all segments.
+    pub seconds: f64,
+    /// Step a resumed run started from.
+    pub resumed_from: Option<u64>,
+}
+
+impl From<&TrainOutcome> for TrainSummary {
+    fn from(o: &TrainOutcome) -> Self {
+        Self {
+            steps: o.steps,
+            stop: format!("{:?}", o.stop),
+            best_metric: o.best_metric,
+            best_step: o.best_step,
+            seconds: o.seconds,
+            resumed_from: o.resumed_from,
+        }
+    }
+}
+
 /// The loop's state stored in every checkpoint (as `latest.json`'s `state`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopState {

@@ -1,0 +1,296 @@
+//! Serde configurations of the ELCoRec pipeline. Every run directory stores
+//! the configuration it was trained with, and refuses to resume under
+//! another one.
+
+use graft_lora::LoraConfig;
+use graft_prompt::rap::RapVariant;
+use graft_train::AdamWConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ElcorecError, Result};
+
+/// Which samples the models see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SampleConfig {
+    /// History items in each sample's GAT graph: the `k_gat` most recent
+    /// (paper 15).
+    pub k_gat: usize,
+    /// Items in each of RAP's two lists, retrieved and recent (paper 15).
+    pub k_prompt: usize,
+    /// Training samples of the LLM: a seeded subset of the train split
+    /// (`None`: all). The GAT and the classic baselines always use all.
+    pub llm_train_samples: Option<usize>,
+    /// Validation samples for model selection (a seeded subset of the
+    /// validation split).
+    pub valid_samples: usize,
+    /// Test samples: a seeded subset of the test split, the same for every
+    /// model.
+    pub test_samples: usize,
+    /// Seed of the subsets.
+    pub seed: u64,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        Self {
+            k_gat: 15,
+            k_prompt: 15,
+            llm_train_samples: None,
+            valid_samples: 1000,
+            test_samples: 2000,
+            seed: 0,
+        }
+    }
+}
+
+/// The GAT expert network and its pre-training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatExpertConfig {
+    /// Width of every embedding, of the node inputs and of the output
+    /// (paper 32).
+    pub dim: usize,
+    /// Width of the sin/cos time-gap encoding (even).
+    pub time_dim: usize,
+    /// Heads of the first GAT layer (paper 8; its heads are concatenated,
+    /// `dim / heads` each); the second layer has one head of width `dim`.
+    pub heads: usize,
+    /// Dropout on the GAT layers' inputs during pre-training.
+    pub dropout: f64,
+    /// Samples per optimizer step.
+    pub batch_size: usize,
+    /// Optimizer steps at most.
+    pub max_steps: u64,
+    /// Validation AUC every this many steps (early stopping, best weights).
+    pub eval_every: u64,
+    /// Stop after this many validations without a better AUC.
+    pub patience: Option<usize>,
+    /// AdamW (paper: lr 1e-3, weight decay 1e-5).
+    pub optimizer: AdamWConfig,
+    /// Seed of the initialisation, the batch order and dropout.
+    pub seed: u64,
+}
+
+impl Default for GatExpertConfig {
+    fn default() -> Self {
+        Self {
+            dim: 32,
+            time_dim: 8,
+            heads: 8,
+            dropout: 0.1,
+            batch_size: 256,
+            max_steps: 3000,
+            eval_every: 100,
+            patience: Some(5),
+            optimizer: AdamWConfig {
+                lr: 1e-3,
+                weight_decay: 1e-5,
+                ..AdamWConfig::default()
+            },
+            seed: 0,
+        }
+    }
+}
+
+impl GatExpertConfig {
+    /// Checks the values' domains.
+    ///
+    /// # Errors
+    /// [`ElcorecError::Config`] naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(ElcorecError::Config(format!("GatExpertConfig: {m}")));
+        if self.dim == 0 || self.heads == 0 || self.dim % self.heads != 0 {
+            return bad("dim must be a positive multiple of heads");
+        }
+        if self.time_dim % 2 != 0 {
+            return bad("time_dim must be even (sin and cos pairs)");
+        }
+        if self.batch_size == 0 || self.eval_every == 0 {
+            return bad("batch_size and eval_every must be positive");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("dropout must lie in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
+/// One LLM variant: which RAP lists the prompt carries and whether the
+/// GAT token is in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmVariant {
+    /// ELCoRec: RAP (retrieved + recent items) and the GAT token.
+    Elcorec,
+    /// RAP without the GAT token (ablation "w/o expert").
+    NoGatToken,
+    /// The GAT token with the recent items only (ablation "w/o RAP").
+    NoRap,
+    /// The GAT token with the retrieved items only.
+    RetrievalOnly,
+}
+
+impl LlmVariant {
+    /// Every variant, in report order.
+    pub const ALL: [LlmVariant; 4] = [
+        LlmVariant::Elcorec,
+        LlmVariant::NoGatToken,
+        LlmVariant::NoRap,
+        LlmVariant::RetrievalOnly,
+    ];
+
+    /// The RAP lists of the variant.
+    pub fn rap(self) -> RapVariant {
+        match self {
+            LlmVariant::Elcorec | LlmVariant::NoGatToken => RapVariant::Full,
+            LlmVariant::NoRap => RapVariant::RecentOnly,
+            LlmVariant::RetrievalOnly => RapVariant::RetrievalOnly,
+        }
+    }
+
+    /// Whether the prompt carries the GAT token.
+    pub fn gat_token(self) -> bool {
+        self != LlmVariant::NoGatToken
+    }
+
+    /// Command-line / directory name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LlmVariant::Elcorec => "elcorec",
+            LlmVariant::NoGatToken => "no-gat-token",
+            LlmVariant::NoRap => "no-rap",
+            LlmVariant::RetrievalOnly => "retrieval-only",
+        }
+    }
+
+    /// Parses [`name`](Self::name).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == s)
+    }
+}
+
+/// The LLM stage: prompt, LoRA, projection and fine-tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LlmConfig {
+    /// The variant.
+    pub variant: LlmVariant,
+    /// LoRA on the LLM (paper: r 8, alpha 16, dropout 0.05 on q and v).
+    pub lora: LoraConfig,
+    /// Placeholder token text (one token of the tokenizer; SmolLM2's unused
+    /// control token `<filename>` by default).
+    pub placeholder: String,
+    /// Text after the RAP prompt, before the answer.
+    pub cue: String,
+    /// The positive and negative answers; p(click) is the softmax over the
+    /// logits of their first tokens at the cue's last position.
+    pub answers: (String, String),
+    /// Prompts per forward pass.
+    pub micro_batch: usize,
+    /// Micro-batches per optimizer step.
+    pub accumulation: usize,
+    /// Optimizer steps at most.
+    pub max_steps: u64,
+    /// Wall-clock budget of training in seconds (over resumed segments).
+    pub max_seconds: Option<f64>,
+    /// Validation AUC every this many steps (best weights kept).
+    pub eval_every: u64,
+    /// Checkpoint every this many steps.
+    pub checkpoint_every: u64,
+    /// Validation samples used during training (the first of the
+    /// validation subset).
+    pub valid_samples: usize,
+    /// AdamW of the LoRA adapters and the projection.
+    pub optimizer: AdamWConfig,
+    /// Gradient clipping.
+    pub clip_norm: Option<f64>,
+    /// Seed of the initialisation, the sample order and dropout.
+    pub seed: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            variant: LlmVariant::Elcorec,
+            lora: LoraConfig::new(8, 16.0).with_dropout(0.05),
+            placeholder: "<filename>".into(),
+            cue: "\nAnswer:".into(),
+            answers: (" Yes".into(), " No".into()),
+            micro_batch: 4,
+            accumulation: 4,
+            max_steps: 1000,
+            max_seconds: None,
+            eval_every: 50,
+            checkpoint_every: 10,
+            valid_samples: 200,
+            optimizer: AdamWConfig {
+                lr: 3e-4,
+                weight_decay: 0.0,
+                ..AdamWConfig::default()
+            },
+            clip_norm: Some(1.0),
+            seed: 0,
+        }
+    }
+}
+
+impl LlmConfig {
+    /// Checks the values' domains.
+    ///
+    /// # Errors
+    /// [`ElcorecError::Config`] naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(ElcorecError::Config(format!("LlmConfig: {m}")));
+        if self.micro_batch == 0 || self.accumulation == 0 {
+            return bad("micro_batch and accumulation must be positive");
+        }
+        if self.eval_every == 0 || self.checkpoint_every == 0 {
+            return bad("eval_every and checkpoint_every must be positive");
+        }
+        if self.valid_samples == 0 {
+            return bad("valid_samples must be positive");
+        }
+        if self.answers.0 == self.answers.1 {
+            return bad("the two answers must differ");
+        }
+        self.lora.validate()?;
+        Ok(())
+    }
+}
+
+/// The classic CTR baselines on the same fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClassicConfig {
+    /// `None`: logistic regression; `Some(k)`: a factorization machine with
+    /// `k`-dimensional factors.
+    pub factors: Option<usize>,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Passes over the train split at most.
+    pub max_epochs: usize,
+    /// Stop after this many epochs without a better validation AUC.
+    pub patience: usize,
+    /// AdamW.
+    pub optimizer: AdamWConfig,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for ClassicConfig {
+    fn default() -> Self {
+        Self {
+            factors: None,
+            batch_size: 512,
+            max_epochs: 20,
+            patience: 2,
+            optimizer: AdamWConfig {
+                lr: 1e-2,
+                weight_decay: 1e-5,
+                ..AdamWConfig::default()
+            },
+            seed: 0,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Error type of `graft-elcorec`.
+
+/// Everything that can go wrong in the ELCoRec pipeline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ElcorecError {
+    /// Loading or splitting data failed.
+    #[error(transparent)]
+    Data(#[from] graft_data::DataError),
+    /// Building the per-sample graphs failed.
+    #[error(transparent)]
+    Graph(#[from] graft_graph::GraphError),
+    /// The GAT failed.
+    #[error(transparent)]
+    Propagate(#[from] graft_propagate::PropagateError),
+    /// The language model or the sentence encoder failed.
+    #[error(transparent)]
+    Lm(#[from] graft_lm::LmError),
+    /// Rendering a prompt failed.
+    #[error(transparent)]
+    Prompt(#[from] graft_prompt::PromptError),
+    /// Retrieval or the embedding cache failed.
+    #[error(transparent)]
+    Retrieval(#[from] graft_retrieval::RetrievalError),
+    /// Training machinery failed (checkpoint, run directory, optimizer).
+    #[error(transparent)]
+    Train(#[from] graft_train::TrainError),
+    /// Metrics failed.
+    #[error(transparent)]
+    Metrics(#[from] graft_metrics::MetricsError),
+    /// LoRA failed.
+    #[error(transparent)]
+    Lora(#[from] graft_lora::LoraError),
+    /// libtorch failed.
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+    /// The tokenizer failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A setting or an input does not fit.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// `Result` with [`ElcorecError`].
+pub type Result<T, E = ElcorecError> = std::result::Result<T, E>;
+
+/// Wraps an error of this crate for graft-train's loop.
+pub(crate) fn task_err(e: ElcorecError) -> graft_train::TrainError {
+    graft_train::TrainError::Task(Box::new(e))
+}

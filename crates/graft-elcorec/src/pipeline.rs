@@ -1,0 +1,264 @@
+//! One run directory per model: train (or resume) under graft-train's
+//! loop, restore the best validation checkpoint, score the test subset,
+//! write `metrics.json`. A directory that already holds `metrics.json`
+//! returns it without training again.
+
+use std::path::Path;
+use std::time::Instant;
+
+use graft_data::CtrSample;
+use graft_lm::Llama;
+use graft_metrics::{ctr_report, BootstrapConfig, CtrReport, DEFAULT_LOG_LOSS_EPS};
+use graft_train::{restore_best, AdamW, LoopConfig, RunDir, TrainSummary, TrainTask};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+use tokenizers::Tokenizer;
+
+use crate::classic::{ClassicCtr, ClassicTrainer};
+use crate::config::{ClassicConfig, GatExpertConfig, LlmConfig};
+use crate::data::CtrData;
+use crate::error::Result;
+use crate::expert::{GatExpert, GatPretrainer};
+use crate::llm::{CtrLlm, LlmTrainer, PromptSet};
+use crate::rap::RapBuilder;
+
+/// Where and how runs execute (not part of their configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Runtime {
+    /// libtorch device.
+    pub device: Device,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Default for Runtime {
+    /// CPU, with progress bars.
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            progress: true,
+        }
+    }
+}
+
+/// What every run writes to `metrics.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CtrResult {
+    /// Model name (`lr`, `fm`, `gat`, or an LLM variant).
+    pub model: String,
+    /// AUC and LogLoss on the test subset, with 95% bootstrap CIs.
+    pub test: CtrReport,
+    /// Training summary.
+    pub training: TrainSummary,
+    /// Samples the model was trained on.
+    pub train_samples: usize,
+    /// Trainable parameters.
+    pub parameters: i64,
+    /// Seconds spent scoring the test subset.
+    pub test_seconds: f64,
+}
+
+/// The bootstrap of every reported CI: 1000 resamples, 95%, seed 0.
+pub fn bootstrap() -> BootstrapConfig {
+    BootstrapConfig::new(1000, 0.95, 0)
+}
+
+/// The stored result of a finished run directory.
+fn finished(run: &RunDir) -> Result<Option<CtrResult>> {
+    Ok(run.read_json("metrics")?)
+}
+
+/// Number of scalars in `params`.
+fn count(params: &[(String, Tensor)]) -> i64 {
+    params.iter().map(|(_, t)| t.numel() as i64).sum()
+}
+
+/// Trains `task` in `run` (resuming a checkpoint), restores the best
+/// validation weights and returns the training summary.
+fn fit<T: TrainTask>(task: &mut T, opt: &mut AdamW, run: &RunDir, lc: &LoopConfig) -> Result<TrainSummary> {
+    let outcome = graft_train::train(task, opt, run, lc)?;
+    restore_best(run, opt)?;
+    Ok(TrainSummary::from(&outcome))
+}
+
+/// Scores the test subset with `predict`, writes `metrics.json`.
+fn finish(
+    run: &RunDir,
+    model: &str,
+    test: &[CtrSample],
+    training: TrainSummary,
+    train_samples: usize,
+    parameters: i64,
+    predict: impl FnOnce() -> Result<Vec<f64>>,
+) -> Result<CtrResult> {
+    let start = Instant::now();
+    let p = predict()?;
+    let test_seconds = start.elapsed().as_secs_f64();
+    let labels = CtrData::labels(test);
+    let result = CtrResult {
+        model: model.to_owned(),
+        test: ctr_report(&labels, &p, DEFAULT_LOG_LOSS_EPS, Some(&bootstrap()))?,
+        training,
+        train_samples,
+        parameters,
+        test_seconds,
+    };
+    run.write_json("metrics", &result)?;
+    Ok(result)
+}
+
+/// Pre-trains the GAT expert in `run_dir` (or loads a finished run's best
+/// weights) and scores it alone on the test subset.
+///
+/// # Errors
+/// Any failure of the parts.
+pub fn pretrain_gat(
+    data: &CtrData,
+    cfg: &GatExpertConfig,
+    run_dir: &Path,
+    rt: Runtime,
+) -> Result<(GatExpert, CtrResult)> {
+    let run = RunDir::create(
+        run_dir,
+        &serde_json::json!({ "gat": cfg, "samples": data.config, "dataset": data.dataset.name }),
+    )?;
+    let expert = GatExpert::new(data, cfg, rt.device)?;
+    if let Some(done) = finished(&run)? {
+        expert.load(&run_dir.join(graft_train::train::BEST_FILE))?;
+        return Ok((expert, done));
+    }
+    let params = expert.named_parameters();
+    let n_params = count(&params);
+    let mut opt = AdamW::new(cfg.optimizer.clone(), params)?;
+    let lc = LoopConfig {
+        max_steps: cfg.max_steps,
+        accumulation: 1,
+        eval_every: Some(cfg.eval_every),
+        checkpoint_every: cfg.eval_every,
+        max_seconds: None,
+        clip_norm: None,
+        patience: cfg.patience,
+        seed: cfg.seed,
+    };
+    let training = fit(&mut GatPretrainer::new(&expert, data), &mut opt, &run, &lc)?;
+    let result = finish(&run, "gat", &data.test, training, data.split.train.len(), n_params, || {
+        expert.predict(data, &data.test)
+    })?;
+    Ok((expert, result))
+}
+
+/// Trains and scores a classic baseline (LR, or FM with `cfg.factors`).
+///
+/// # Errors
+/// Any failure of the parts.
+pub fn run_classic(data: &CtrData, cfg: &ClassicConfig, run_dir: &Path, rt: Runtime) -> Result<CtrResult> {
+    let run = RunDir::create(
+        run_dir,
+        &serde_json::json!({ "classic": cfg, "samples": data.config, "dataset": data.dataset.name }),
+    )?;
+    if let Some(done) = finished(&run)? {
+        return Ok(done);
+    }
+    let model = ClassicCtr::new(data, cfg, rt.device);
+    let params = model.named_parameters();
+    let n_params = count(&params);
+    let mut opt = AdamW::new(cfg.optimizer.clone(), params)?;
+    let per_epoch = model.steps_per_epoch(data);
+    let lc = LoopConfig {
+        max_steps: per_epoch * cfg.max_epochs as u64,
+        accumulation: 1,
+        eval_every: Some(per_epoch),
+        checkpoint_every: per_epoch,
+        max_seconds: None,
+        clip_norm: None,
+        patience: Some(cfg.patience),
+        seed: cfg.seed,
+    };
+    let training = fit(&mut ClassicTrainer::new(&model, data), &mut opt, &run, &lc)?;
+    finish(&run, model.name(), &data.test, training, data.split.train.len(), n_params, || {
+        model.predict(data, &data.test)
+    })
+}
+
+/// Prompts (and GAT vectors, with `expert`) of `samples`.
+///
+/// # Errors
+/// Retrieval, template, tokenizer and expert errors.
+pub fn prompt_set(
+    llm: &CtrLlm,
+    rap: &RapBuilder,
+    data: &CtrData,
+    expert: Option<&GatExpert>,
+    samples: &[CtrSample],
+) -> Result<PromptSet> {
+    let prompts = samples
+        .iter()
+        .map(|s| llm.encode(&rap.prompt(data, s)?))
+        .collect::<Result<Vec<_>>>()?;
+    let gat = expert.map(|e| e.target_vectors(data, samples)).transpose()?;
+    Ok(PromptSet {
+        prompts,
+        gat,
+        labels: CtrData::labels(samples),
+    })
+}
+
+/// Fine-tunes the LLM variant `cfg.variant` (LoRA + projection) in
+/// `run_dir` and scores it on the test subset. `rap` must write prompts
+/// of the variant (its RAP lists; a placeholder exactly when the variant
+/// has the GAT token); `expert` is the frozen, pre-trained GAT (needed by
+/// variants with the token).
+///
+/// # Errors
+/// [`crate::ElcorecError::Config`] if the variant needs the expert and it
+/// is missing; any failure of the parts.
+pub fn run_llm(
+    data: &CtrData,
+    expert: Option<&GatExpert>,
+    rap: &RapBuilder,
+    llama: Llama,
+    tok: Tokenizer,
+    cfg: &LlmConfig,
+    run_dir: &Path,
+    rt: Runtime,
+) -> Result<CtrResult> {
+    let run = RunDir::create(
+        run_dir,
+        &serde_json::json!({ "llm": cfg, "rap": rap.config(), "samples": data.config, "dataset": data.dataset.name }),
+    )?;
+    if let Some(done) = finished(&run)? {
+        return Ok(done);
+    }
+    let expert = if cfg.variant.gat_token() {
+        Some(expert.ok_or_else(|| {
+            crate::ElcorecError::Config(format!(
+                "the variant {} needs the pre-trained GAT expert",
+                cfg.variant.name()
+            ))
+        })?)
+    } else {
+        None
+    };
+    let llm = CtrLlm::new(llama, tok, cfg, expert.map(GatExpert::dim))?;
+    let train_samples = data.llm_train();
+    let train = prompt_set(&llm, rap, data, expert, &train_samples)?;
+    let valid = prompt_set(&llm, rap, data, expert, &data.valid)?.head(cfg.valid_samples)?;
+    let params = llm.named_parameters();
+    let n_params = count(&params);
+    let mut opt = AdamW::new(cfg.optimizer.clone(), params)?;
+    let lc = LoopConfig {
+        max_steps: cfg.max_steps,
+        accumulation: cfg.accumulation,
+        eval_every: Some(cfg.eval_every),
+        checkpoint_every: cfg.checkpoint_every,
+        max_seconds: cfg.max_seconds,
+        clip_norm: cfg.clip_norm,
+        patience: None,
+        seed: cfg.seed,
+    };
+    let training = fit(&mut LlmTrainer::new(&llm, &train, &valid), &mut opt, &run, &lc)?;
+    let test = prompt_set(&llm, rap, data, expert, &data.test)?;
+    finish(&run, cfg.variant.name(), &data.test, training, train.len(), n_params, || {
+        llm.predict(&test.prompts, test.gat.as_ref(), rt.progress)
+    })
+}

@@ -1,0 +1,291 @@
+//! The whole ELCoRec pipeline on a tiny synthetic dataset: classic
+//! baselines, GAT pre-training, RAP prompts with retrieval, and LLM
+//! fine-tuning with the soft-prompt token on graft-lm's tiny random LLaMA
+//! fixture (character-level tokenizer with the placeholder registered as a
+//! special token).
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use graft_data::synthetic::{planted_clusters, SyntheticConfig};
+use graft_elcorec::config::{ClassicConfig, GatExpertConfig, LlmConfig, LlmVariant, SampleConfig};
+use graft_elcorec::pipeline::{pretrain_gat, prompt_set, run_classic, run_llm, Runtime};
+use graft_elcorec::{CtrData, CtrLlm, ElcorecError, RapBuilder};
+use graft_lm::Llama;
+use graft_prompt::rap::{Domain, RapConfig};
+use graft_retrieval::CosineIndex;
+use ndarray::Array2;
+use tch::{Device, Kind, Tensor};
+
+const PLACEHOLDER: &str = "<ph>";
+
+fn rt() -> Runtime {
+    Runtime {
+        device: Device::Cpu,
+        progress: false,
+    }
+}
+
+/// 60 users in 3 taste clusters; ratings 4-5 inside the user's cluster,
+/// 1-3 outside (so the MovieLens label rule, rating > 3, is the cluster
+/// match); profiles have gender, age, occupation (the cluster) and location.
+fn data(k_prompt: usize) -> CtrData {
+    let syn = planted_clusters(&SyntheticConfig {
+        users: 60,
+        items: 60,
+        clusters: 3,
+        interactions_per_user: 20,
+        in_cluster: 0.6,
+        seed: 3,
+    })
+    .expect("synthetic");
+    CtrData::with_domain(
+        syn.dataset,
+        Domain::Movies,
+        SampleConfig {
+            k_gat: 6,
+            k_prompt,
+            llm_train_samples: Some(48),
+            valid_samples: 120,
+            test_samples: 90,
+            seed: 0,
+        },
+    )
+    .expect("ctr data")
+}
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../graft-lm/tests/fixtures/llama_tiny")
+}
+
+/// Characters of the fixture's 64-token vocabulary (`<unk>` 0, `<s>` 1,
+/// `</s>` 2, lower-case letters, digits, punctuation) plus the placeholder
+/// as an atomic special token.
+fn tokenizer() -> tokenizers::Tokenizer {
+    let mut vocab = serde_json::Map::new();
+    let symbols = ["<unk>", "<s>", "</s>"]
+        .into_iter()
+        .map(String::from)
+        .chain(('a'..='z').map(String::from))
+        .chain(('0'..='9').map(String::from))
+        .chain(["_", ",", ".", ":", "?", "(", ")", "*", "'", "-"].into_iter().map(String::from));
+    for (i, s) in symbols.enumerate() {
+        vocab.insert(s, serde_json::json!(i));
+    }
+    let ph = vocab.len();
+    vocab.insert(PLACEHOLDER.into(), serde_json::json!(ph));
+    assert!(vocab.len() <= 64);
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [{"id": ph, "content": PLACEHOLDER, "single_word": false, "lstrip": false,
+                          "rstrip": false, "normalized": false, "special": true}],
+        "normalizer": {"type": "Lowercase"},
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": "<unk>",
+            "continuing_subword_prefix": null, "end_of_word_suffix": null,
+            "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []
+        }
+    });
+    tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).expect("tokenizer")
+}
+
+/// Item "text embeddings" that put items of one cluster close together.
+fn index(data: &CtrData) -> CosineIndex {
+    let n = data.dataset.n_items();
+    let mut e = Array2::<f32>::zeros((n, 4));
+    for i in 0..n {
+        let name = data.dataset.items.raw(i as u32).expect("raw id");
+        let raw: usize = name.parse().expect("numeric id");
+        e[[i, (raw - 1) % 3]] = 1.0;
+        e[[i, 3]] = 0.1 * (i as f32).sin();
+    }
+    CosineIndex::new(e.view()).expect("index")
+}
+
+fn llama() -> Llama {
+    Llama::from_hf_dir(fixture(), Device::Cpu).expect("fixture").0
+}
+
+fn llm_cfg(variant: LlmVariant) -> LlmConfig {
+    LlmConfig {
+        variant,
+        placeholder: PLACEHOLDER.into(),
+        cue: "\nanswer:".into(),
+        answers: (" yes".into(), " no".into()),
+        micro_batch: 2,
+        accumulation: 2,
+        max_steps: 4,
+        eval_every: 2,
+        checkpoint_every: 2,
+        valid_samples: 12,
+        ..LlmConfig::default()
+    }
+}
+
+fn rap(data: &CtrData, variant: LlmVariant) -> RapBuilder {
+    let mut cfg = RapConfig::new(data.domain).with_variant(variant.rap());
+    if variant.gat_token() {
+        cfg = cfg.with_placeholder(PLACEHOLDER);
+    }
+    RapBuilder::new(index(data), cfg, data.config.k_prompt)
+}
+
+#[test]
+fn gat_and_fm_learn_the_planted_taste_clusters() {
+    let data = data(3);
+    let dir = tempfile::tempdir().expect("tmp");
+    let gat_cfg = GatExpertConfig {
+        batch_size: 64,
+        max_steps: 300,
+        eval_every: 50,
+        ..GatExpertConfig::default()
+    };
+    let (_expert, gat) = pretrain_gat(&data, &gat_cfg, &dir.path().join("gat"), rt()).expect("gat");
+    let fm = run_classic(
+        &data,
+        &ClassicConfig {
+            factors: Some(4),
+            max_epochs: 30,
+            patience: 5,
+            ..ClassicConfig::default()
+        },
+        &dir.path().join("fm"),
+        rt(),
+    )
+    .expect("fm");
+    let lr = run_classic(&data, &ClassicConfig::default(), &dir.path().join("lr"), rt()).expect("lr");
+    eprintln!("AUC gat {:.3} fm {:.3} lr {:.3}", gat.test.auc, fm.test.auc, lr.test.auc);
+    assert_eq!(gat.test.n, data.test.len());
+    // The label is the user-cluster x item-cluster match: models with
+    // interactions recover it, a linear model only through biases.
+    assert!(gat.test.auc > 0.75, "GAT AUC {}", gat.test.auc);
+    assert!(fm.test.auc > 0.75, "FM AUC {}", fm.test.auc);
+    for r in [&gat, &fm, &lr] {
+        assert!(r.test.log_loss.is_finite() && r.test.auc_ci.is_some());
+    }
+    // A finished run is read back, not retrained.
+    let again = run_classic(&data, &ClassicConfig::default(), &dir.path().join("lr"), rt()).expect("lr again");
+    assert_eq!(again.test.auc, lr.test.auc);
+    assert_eq!(again.training.steps, lr.training.steps);
+}
+
+#[test]
+fn rap_prompts_retrieve_from_the_history_and_place_the_token() {
+    let data = data(3);
+    let s = data.test[0];
+    let builder = rap(&data, LlmVariant::Elcorec);
+    let positions = builder.retrieved_positions(&data, &s).expect("retrieve");
+    assert_eq!(positions.len(), 3);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "time order: {positions:?}");
+    // Retrieval prefers the target's cluster (synthetic raw id - 1 mod 3).
+    let cluster = |item: u32| (data.dataset.items.raw(item).expect("raw").parse::<usize>().expect("id") - 1) % 3;
+    let history = data.history(&s);
+    let same = history.iter().filter(|e| cluster(e.item) == cluster(s.item)).count();
+    let hits = positions.iter().filter(|&&p| cluster(history[p].item) == cluster(s.item)).count();
+    assert_eq!(hits, same.min(3));
+    let prompt = builder.prompt(&data, &s).expect("prompt");
+    assert!(prompt.text.contains(PLACEHOLDER));
+    let llm = CtrLlm::new(llama(), tokenizer(), &llm_cfg(LlmVariant::Elcorec), Some(32)).expect("llm");
+    let enc = llm.encode(&prompt).expect("encode");
+    let ph = enc.placeholder.expect("placeholder position");
+    assert_eq!(Some(enc.ids[ph]), tokenizer().token_to_id(PLACEHOLDER));
+    // Recent-only prompts have no retrieved list.
+    let recent = rap(&data, LlmVariant::NoRap).prompt(&data, &s).expect("prompt");
+    assert!(!recent.text.contains("which reflect"));
+}
+
+#[test]
+fn the_gat_vector_reaches_the_answer_logits() {
+    let data = data(2);
+    let llm = CtrLlm::new(llama(), tokenizer(), &llm_cfg(LlmVariant::Elcorec), Some(8)).expect("llm");
+    let builder = rap(&data, LlmVariant::Elcorec);
+    let enc = llm.encode(&builder.prompt(&data, &data.test[0]).expect("prompt")).expect("encode");
+    let a = Tensor::zeros([1, 8], (Kind::Float, Device::Cpu));
+    let b = Tensor::ones([1, 8], (Kind::Float, Device::Cpu));
+    let la = llm.answer_logits(&[&enc], Some(&a), false).expect("logits");
+    let lb = llm.answer_logits(&[&enc], Some(&b), false).expect("logits");
+    assert_eq!(la.size(), [1, 2]);
+    assert!(f64::try_from(la.subtract(&lb).abs().max()).expect("max") > 1e-6);
+    // Without vectors the model refuses to run.
+    let err = llm.answer_logits(&[&enc], None, false).expect_err("no vectors");
+    assert!(matches!(err, ElcorecError::Config(_)), "{err}");
+    // Batched scoring equals one-by-one scoring (padding never leaks).
+    let encs: Vec<_> = data.test[..3]
+        .iter()
+        .map(|s| llm.encode(&builder.prompt(&data, s).expect("prompt")).expect("encode"))
+        .collect();
+    let g = Tensor::randn([3, 8], (Kind::Float, Device::Cpu));
+    let batch = llm.predict(&encs, Some(&g), false).expect("batch");
+    for (i, e) in encs.iter().enumerate() {
+        let one = llm
+            .predict(std::slice::from_ref(e), Some(&g.narrow(0, i as i64, 1)), false)
+            .expect("one");
+        assert!((one[0] - batch[i]).abs() < 1e-5, "{} vs {}", one[0], batch[i]);
+    }
+}
+
+#[test]
+fn llm_variants_train_score_and_resume_from_metrics() {
+    let data = data(2);
+    let dir = tempfile::tempdir().expect("tmp");
+    let gat_cfg = GatExpertConfig {
+        batch_size: 64,
+        max_steps: 20,
+        eval_every: 10,
+        ..GatExpertConfig::default()
+    };
+    let (expert, _) = pretrain_gat(&data, &gat_cfg, &dir.path().join("gat"), rt()).expect("gat");
+    for v in [LlmVariant::Elcorec, LlmVariant::NoGatToken] {
+        let cfg = llm_cfg(v);
+        let run_dir = dir.path().join(v.name());
+        let r = run_llm(&data, Some(&expert), &rap(&data, v), llama(), tokenizer(), &cfg, &run_dir, rt())
+            .expect("llm run");
+        assert_eq!(r.model, v.name());
+        assert_eq!(r.test.n, data.test.len());
+        assert_eq!(r.training.steps, 4);
+        assert!((0.0..=1.0).contains(&r.test.auc) && r.test.log_loss.is_finite());
+        assert!(run_dir.join("metrics.json").is_file() && run_dir.join("best.safetensors").is_file());
+        let again = run_llm(&data, Some(&expert), &rap(&data, v), llama(), tokenizer(), &cfg, &run_dir, rt())
+            .expect("stored");
+        assert_eq!(again.test.auc, r.test.auc);
+    }
+    // The token variant needs the expert.
+    let err = run_llm(
+        &data,
+        None,
+        &rap(&data, LlmVariant::NoRap),
+        llama(),
+        tokenizer(),
+        &llm_cfg(LlmVariant::NoRap),
+        &dir.path().join("no-expert"),
+        rt(),
+    )
+    .expect_err("needs the expert");
+    assert!(err.to_string().contains("GAT expert"), "{err}");
+    // Prompt sets carry one vector per prompt.
+    let llm = CtrLlm::new(llama(), tokenizer(), &llm_cfg(LlmVariant::Elcorec), Some(expert.dim())).expect("llm");
+    let set = prompt_set(&llm, &rap(&data, LlmVariant::Elcorec), &data, Some(&expert), &data.test[..5]).expect("set");
+    assert_eq!(set.gat.as_ref().map(Tensor::size), Some(vec![5, 32]));
+    assert_eq!(set.len(), 5);
+}
+
+#[test]
+fn non_ctr_formats_are_refused_with_a_reason() {
+    let syn = planted_clusters(&SyntheticConfig {
+        users: 10,
+        items: 20,
+        clusters: 2,
+        interactions_per_user: 8,
+        in_cluster: 0.9,
+        seed: 1,
+    })
+    .expect("synthetic");
+    let err = CtrData::new(syn.dataset, SampleConfig::default()).expect_err("format");
+    assert!(err.to_string().contains("movies or books"), "{err}");
+}
