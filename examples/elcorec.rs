@@ -27,7 +27,9 @@ use graft_elcorec::{CtrData, GatExpert};
 use graft_prompt::rap::{Domain, RapConfig};
 
 #[derive(Parser, Debug)]
-#[command(about = "ELCoRec: CTR baselines, the GAT expert and SmolLM2 + LoRA variants on one split")]
+#[command(
+    about = "ELCoRec: CTR baselines, the GAT expert and SmolLM2 + LoRA variants on one split"
+)]
 struct Args {
     /// Dataset folder (MovieLens-100K/1M/25M or BookCrossing).
     #[arg(long, default_value = ".cache/data/ml-100k")]
@@ -209,7 +211,10 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             seed: args.seed,
             ..GatExpertConfig::default()
         };
-        println!("pre-training the GAT expert on all {} train samples", sizes.train);
+        println!(
+            "pre-training the GAT expert on all {} train samples",
+            sizes.train
+        );
         let (e, r) = pretrain_gat(&data, &cfg, &args.out.join("gat"), rt)?;
         if args.models.iter().any(|m| m == "gat") {
             results.push(r);
@@ -259,7 +264,16 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
                 args.budget_minutes,
                 dir.display()
             );
-            results.push(run_llm(&data, expert.as_ref(), &rap, llama, tok, &cfg, &dir, rt)?);
+            results.push(run_llm(
+                &data,
+                expert.as_ref(),
+                &rap,
+                llama,
+                tok,
+                &cfg,
+                &dir,
+                rt,
+            )?);
         }
     }
     let table = markdown_table(&results);

@@ -130,7 +130,10 @@ fn other_sources_use_the_fields_they_have() {
     assert_eq!(f.user_fields, ["gender", "age", "occupation", "location"]);
     assert_eq!(f.item_feature, "genre");
     assert!(f.item_codes.iter().all(|&c| c != 0));
-    assert!(f.user_codes.iter().all(|c| c.len() == 4 && c.iter().all(|&x| x != 0)));
+    assert!(f
+        .user_codes
+        .iter()
+        .all(|c| c.len() == 4 && c.iter().all(|&x| x != 0)));
 }
 
 #[test]

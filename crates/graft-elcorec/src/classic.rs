@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::ClassicConfig;
 use crate::data::CtrData;
-use crate::error::{task_err, Result};
+use crate::error::{task_err, valid_auc, Result};
 
 /// Numeric features per sample.
 const DENSE: usize = 2;
@@ -108,11 +108,16 @@ impl ClassicCtr {
             let profile = data.features.user_codes.get(s.user as usize);
             let n_profile = n_fields - 3;
             let mut codes = vec![i64::from(s.user), i64::from(s.item)];
-            codes.extend((0..n_profile).map(|f| {
-                i64::from(profile.and_then(|p| p.get(f)).copied().unwrap_or(0))
-            }));
+            codes.extend(
+                (0..n_profile)
+                    .map(|f| i64::from(profile.and_then(|p| p.get(f)).copied().unwrap_or(0))),
+            );
             codes.push(i64::from(
-                data.features.item_codes.get(s.item as usize).copied().unwrap_or(0),
+                data.features
+                    .item_codes
+                    .get(s.item as usize)
+                    .copied()
+                    .unwrap_or(0),
             ));
             rows.extend(codes.iter().zip(&self.offsets).map(|(c, o)| c + o));
             let recent = data.recent(s, self.k_gat);
@@ -127,10 +132,17 @@ impl ClassicCtr {
         }
         let dev = self.vs.device();
         let b = samples.len() as i64;
-        let labels: Vec<f32> = samples.iter().map(|s| f32::from(u8::from(s.label))).collect();
+        let labels: Vec<f32> = samples
+            .iter()
+            .map(|s| f32::from(u8::from(s.label)))
+            .collect();
         Ok(ClassicBatch {
-            rows: Tensor::f_from_slice(&rows)?.f_view([b, n_fields as i64])?.f_to(dev)?,
-            dense: Tensor::f_from_slice(&dense)?.f_view([b, DENSE as i64])?.f_to(dev)?,
+            rows: Tensor::f_from_slice(&rows)?
+                .f_view([b, n_fields as i64])?
+                .f_to(dev)?,
+            dense: Tensor::f_from_slice(&dense)?
+                .f_view([b, DENSE as i64])?
+                .f_to(dev)?,
             labels: Tensor::f_from_slice(&labels)?.f_to(dev)?,
         })
     }
@@ -145,8 +157,12 @@ impl ClassicCtr {
         if let Some(v) = &self.factors {
             // 1/2 sum_k ((sum_f v_fk)^2 - sum_f v_fk^2)
             let e = Tensor::f_embedding(v, &b.rows, -1, false, false)?;
-            let sum_sq = e.f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?.f_square()?;
-            let sq_sum = e.f_square()?.f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?;
+            let sum_sq = e
+                .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?
+                .f_square()?;
+            let sq_sum = e
+                .f_square()?
+                .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?;
             out = out.f_add(
                 &sum_sq
                     .f_sub(&sq_sum)?
@@ -166,7 +182,9 @@ impl ClassicCtr {
         let mut out = Vec::with_capacity(samples.len());
         for chunk in samples.chunks(4096) {
             let p = self.logits(&self.batch(data, chunk)?)?.f_sigmoid()?;
-            out.extend(Vec::<f64>::try_from(p.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?)?);
+            out.extend(Vec::<f64>::try_from(
+                p.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?,
+            )?);
         }
         Ok(out)
     }
@@ -213,12 +231,15 @@ impl TrainTask for ClassicTrainer<'_> {
         let samples: Vec<CtrSample> = self.order[k * bs..end].iter().map(|&i| train[i]).collect();
         let run = || -> Result<Tensor> {
             let b = self.model.batch(self.data, &samples)?;
-            Ok(self.model.logits(&b)?.f_binary_cross_entropy_with_logits::<Tensor>(
-                &b.labels,
-                None,
-                None,
-                tch::Reduction::Mean,
-            )?)
+            Ok(self
+                .model
+                .logits(&b)?
+                .f_binary_cross_entropy_with_logits::<Tensor>(
+                    &b.labels,
+                    None,
+                    None,
+                    tch::Reduction::Mean,
+                )?)
         };
         run().map_err(task_err)
     }
@@ -228,6 +249,6 @@ impl TrainTask for ClassicTrainer<'_> {
             .model
             .predict(self.data, &self.data.valid)
             .map_err(task_err)?;
-        Ok(graft_metrics::auc(&CtrData::labels(&self.data.valid), &p).map_err(|e| task_err(e.into()))?)
+        valid_auc(&CtrData::labels(&self.data.valid), &p)
     }
 }

@@ -54,7 +54,9 @@ impl CtrData {
     /// files, CSV, synthetic data; use [`with_domain`](Self::with_domain)).
     pub fn domain_of(format: Format) -> Option<Domain> {
         match format {
-            Format::Movielens100k | Format::Movielens1m | Format::Movielens25m => Some(Domain::Movies),
+            Format::Movielens100k | Format::Movielens1m | Format::Movielens25m => {
+                Some(Domain::Movies)
+            }
             Format::BookCrossing => Some(Domain::Books),
             _ => None,
         }
@@ -94,7 +96,12 @@ impl CtrData {
             )));
         }
         let features = CtrFeatures::build(&dataset);
-        let valid = seeded_subset(&split.valid, config.valid_samples, config.seed, VALID_STREAM);
+        let valid = seeded_subset(
+            &split.valid,
+            config.valid_samples,
+            config.seed,
+            VALID_STREAM,
+        );
         let test = seeded_subset(&split.test, config.test_samples, config.seed, TEST_STREAM);
         Ok(Self {
             dataset,

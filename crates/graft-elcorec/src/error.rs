@@ -49,3 +49,8 @@ pub type Result<T, E = ElcorecError> = std::result::Result<T, E>;
 pub(crate) fn task_err(e: ElcorecError) -> graft_train::TrainError {
     graft_train::TrainError::Task(Box::new(e))
 }
+
+/// Validation AUC as graft-train's metric.
+pub(crate) fn valid_auc(labels: &[bool], p: &[f64]) -> graft_train::Result<f64> {
+    graft_metrics::auc(labels, p).map_err(|e| task_err(e.into()))
+}

@@ -29,7 +29,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::GatExpertConfig;
 use crate::data::{gap_days, CtrData};
-use crate::error::{task_err, ElcorecError, Result};
+use crate::error::{task_err, valid_auc, ElcorecError, Result};
 
 /// Samples per forward pass when scoring or embedding without gradients.
 const EVAL_BATCH: usize = 512;
@@ -232,7 +232,10 @@ impl GatExpert {
             .iter()
             .map(|&c| i64::from(c))
             .collect();
-        let labels: Vec<f32> = samples.iter().map(|s| f32::from(u8::from(s.label))).collect();
+        let labels: Vec<f32> = samples
+            .iter()
+            .map(|s| f32::from(u8::from(s.label)))
+            .collect();
         Ok(ExpertBatch {
             gat: GatBatch::new(&graphs, dev)?,
             user_codes: Tensor::f_from_slice(&user_codes)?
@@ -252,7 +255,10 @@ impl GatExpert {
     fn time_encoding(&self, gaps: &Tensor) -> Result<Tensor> {
         let half = (self.cfg.time_dim / 2) as i64;
         if half == 0 {
-            return Ok(Tensor::f_zeros([gaps.size()[0], 0], (Kind::Float, gaps.device()))?);
+            return Ok(Tensor::f_zeros(
+                [gaps.size()[0], 0],
+                (Kind::Float, gaps.device()),
+            )?);
         }
         let k = Tensor::f_arange(half, (Kind::Float, gaps.device()))?;
         let w = k
@@ -286,7 +292,9 @@ impl GatExpert {
             1,
         )?);
         let x_feat = Tensor::f_embedding(&self.feature_emb, &b.feature_codes, -1, false, false)?;
-        let [users, items, _] = self.gat.forward_t(&[x_user, x_item, x_feat], &b.gat, train)?;
+        let [users, items, _] = self
+            .gat
+            .forward_t(&[x_user, x_item, x_feat], &b.gat, train)?;
         let dev = self.vs.device();
         let ui = Tensor::f_from_slice(b.graphs.user_index())?.f_to(dev)?;
         let ti = Tensor::f_from_slice(b.graphs.target_index())?.f_to(dev)?;
@@ -304,12 +312,14 @@ impl GatExpert {
     /// # Errors
     /// libtorch and GAT errors.
     pub fn loss(&self, b: &ExpertBatch) -> Result<Tensor> {
-        Ok(self.logits(b, true)?.f_binary_cross_entropy_with_logits::<Tensor>(
-            &b.labels,
-            None,
-            None,
-            tch::Reduction::Mean,
-        )?)
+        Ok(self
+            .logits(b, true)?
+            .f_binary_cross_entropy_with_logits::<Tensor>(
+                &b.labels,
+                None,
+                None,
+                tch::Reduction::Mean,
+            )?)
     }
 
     /// Click probabilities `sigmoid(cos(user, target))` (evaluation mode),
@@ -323,7 +333,9 @@ impl GatExpert {
         for chunk in samples.chunks(EVAL_BATCH) {
             let b = self.batch(data, chunk)?;
             let p = self.logits(&b, false)?.f_sigmoid()?;
-            out.extend(Vec::<f64>::try_from(p.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?)?);
+            out.extend(Vec::<f64>::try_from(
+                p.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?,
+            )?);
         }
         Ok(out)
     }
@@ -378,11 +390,17 @@ impl<'a> GatPretrainer<'a> {
         let epoch = step / per_epoch;
         if self.epoch != Some(epoch) {
             self.order = (0..train.len()).collect();
-            shuffle(&mut stream_rng(self.expert.cfg.seed, epoch), &mut self.order);
+            shuffle(
+                &mut stream_rng(self.expert.cfg.seed, epoch),
+                &mut self.order,
+            );
             self.epoch = Some(epoch);
         }
         let start = ((step % per_epoch) as usize) * bs;
-        self.order[start..start + bs].iter().map(|&i| train[i]).collect()
+        self.order[start..start + bs]
+            .iter()
+            .map(|&i| train[i])
+            .collect()
     }
 }
 
@@ -399,6 +417,6 @@ impl TrainTask for GatPretrainer<'_> {
             .predict(self.data, &self.data.valid)
             .map_err(task_err)?;
         let labels = CtrData::labels(&self.data.valid);
-        Ok(graft_metrics::auc(&labels, &p).map_err(|e| task_err(e.into()))?)
+        valid_auc(&labels, &p)
     }
 }

@@ -16,7 +16,7 @@ use tch::{Device, Kind, Tensor};
 use tokenizers::Tokenizer;
 
 use crate::config::LlmConfig;
-use crate::error::{task_err, ElcorecError, Result};
+use crate::error::{task_err, valid_auc, ElcorecError, Result};
 
 /// Prompts per forward pass when predicting.
 const PREDICT_BATCH: usize = 8;
@@ -72,7 +72,8 @@ impl CtrLlm {
         llama.set_requires_grad(false);
         llama.attach_lora(&(vs.root() / "lora"), &cfg.lora)?;
         let hidden = llama.config().hidden as i64;
-        let proj = gat_dim.map(|d| nn::linear(vs.root() / "proj", d as i64, hidden, Default::default()));
+        let proj =
+            gat_dim.map(|d| nn::linear(vs.root() / "proj", d as i64, hidden, Default::default()));
         let answer_ids = (
             first_token(&tok, &cfg.answers.0)?,
             first_token(&tok, &cfg.answers.1)?,
@@ -159,11 +160,15 @@ impl CtrLlm {
                 mask[i * t + ph] = true;
             }
         }
-        let ids = Tensor::f_from_slice(&ids)?.f_view([b as i64, t as i64])?.f_to(dev)?;
+        let ids = Tensor::f_from_slice(&ids)?
+            .f_view([b as i64, t as i64])?
+            .f_to(dev)?;
         let mut e = self.llama.embed(&ids)?;
         if let Some(proj) = &self.proj {
             let gat = gat.ok_or_else(|| {
-                ElcorecError::Config("the model has a GAT projection but no vectors were given".into())
+                ElcorecError::Config(
+                    "the model has a GAT projection but no vectors were given".into(),
+                )
             })?;
             if prompts.iter().any(|p| p.placeholder.is_none()) || gat.size()[0] != b as i64 {
                 return Err(ElcorecError::Config(format!(
@@ -171,7 +176,9 @@ impl CtrLlm {
                     gat.size()[0]
                 )));
             }
-            let mask = Tensor::f_from_slice(&mask)?.f_view([b as i64, t as i64])?.f_to(dev)?;
+            let mask = Tensor::f_from_slice(&mask)?
+                .f_view([b as i64, t as i64])?
+                .f_to(dev)?;
             let v = proj.forward(&gat.f_to(dev)?);
             e = inject(&e, &[Injection::replace(&mask, &v)])?;
         }
@@ -184,11 +191,9 @@ impl CtrLlm {
             Some(Tensor::f_from_slice(&rows)?.f_to(dev)?),
             Some(Tensor::f_from_slice(&cols)?.f_to(dev)?),
         ])?;
-        let answers = Tensor::f_from_slice(&[
-            i64::from(self.answer_ids.1),
-            i64::from(self.answer_ids.0),
-        ])?
-        .f_to(dev)?;
+        let answers =
+            Tensor::f_from_slice(&[i64::from(self.answer_ids.1), i64::from(self.answer_ids.0)])?
+                .f_to(dev)?;
         Ok(self.llama.logits(&last)?.f_index_select(1, &answers)?)
     }
 
@@ -197,7 +202,12 @@ impl CtrLlm {
     ///
     /// # Errors
     /// As [`answer_logits`](Self::answer_logits).
-    pub fn predict(&self, prompts: &[EncodedPrompt], gat: Option<&Tensor>, progress: bool) -> Result<Vec<f64>> {
+    pub fn predict(
+        &self,
+        prompts: &[EncodedPrompt],
+        gat: Option<&Tensor>,
+        progress: bool,
+    ) -> Result<Vec<f64>> {
         let _guard = tch::no_grad_guard();
         let bar = if progress {
             ProgressBar::new(prompts.len() as u64)
@@ -205,8 +215,10 @@ impl CtrLlm {
             ProgressBar::hidden()
         };
         bar.set_style(
-            ProgressStyle::with_template("scoring {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "scoring {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         let mut out = Vec::with_capacity(prompts.len());
         for (c, chunk) in prompts.chunks(PREDICT_BATCH).enumerate() {
@@ -218,7 +230,9 @@ impl CtrLlm {
                 .answer_logits(&refs, g.as_ref(), false)?
                 .f_softmax(1, Kind::Float)?
                 .f_select(1, 1)?;
-            out.extend(Vec::<f64>::try_from(p.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?)?);
+            out.extend(Vec::<f64>::try_from(
+                p.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?,
+            )?);
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
@@ -246,7 +260,11 @@ impl PromptSet {
         let n = n.min(self.prompts.len());
         Ok(PromptSet {
             prompts: self.prompts[..n].to_vec(),
-            gat: self.gat.as_ref().map(|g| g.f_narrow(0, 0, n as i64)).transpose()?,
+            gat: self
+                .gat
+                .as_ref()
+                .map(|g| g.f_narrow(0, 0, n as i64))
+                .transpose()?,
             labels: self.labels[..n].to_vec(),
         })
     }
@@ -310,16 +328,28 @@ impl<'a> LlmTrainer<'a> {
         let prompts: Vec<&EncodedPrompt> = idx.iter().map(|&i| &self.train.prompts[i]).collect();
         let gat = match &self.train.gat {
             Some(g) => {
-                let rows = Tensor::f_from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())?
-                    .f_to(g.device())?;
+                let rows =
+                    Tensor::f_from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())?
+                        .f_to(g.device())?;
                 Some(g.f_index_select(0, &rows)?)
             }
             None => None,
         };
-        let labels: Vec<i64> = idx.iter().map(|&i| i64::from(self.train.labels[i])).collect();
+        let labels: Vec<i64> = idx
+            .iter()
+            .map(|&i| i64::from(self.train.labels[i]))
+            .collect();
         let logits = self.llm.answer_logits(&prompts, gat.as_ref(), true)?;
         let target = Tensor::f_from_slice(&labels)?.f_to(logits.device())?;
-        Ok(logits.f_cross_entropy_loss::<Tensor>(&target, None, tch::Reduction::Mean, -100, 0.0)?)
+        Ok(
+            logits.f_cross_entropy_loss::<Tensor>(
+                &target,
+                None,
+                tch::Reduction::Mean,
+                -100,
+                0.0,
+            )?,
+        )
     }
 }
 
@@ -333,6 +363,6 @@ impl TrainTask for LlmTrainer<'_> {
             .llm
             .predict(&self.valid.prompts, self.valid.gat.as_ref(), false)
             .map_err(task_err)?;
-        Ok(graft_metrics::auc(&self.valid.labels, &p).map_err(|e| task_err(e.into()))?)
+        valid_auc(&self.valid.labels, &p)
     }
 }

@@ -88,7 +88,12 @@ fn count(params: &[(String, Tensor)]) -> i64 {
 
 /// Trains `task` in `run` (resuming a checkpoint), restores the best
 /// validation weights and returns the training summary.
-fn fit<T: TrainTask>(task: &mut T, opt: &mut AdamW, run: &RunDir, lc: &LoopConfig) -> Result<TrainSummary> {
+fn fit<T: TrainTask>(
+    task: &mut T,
+    opt: &mut AdamW,
+    run: &RunDir,
+    lc: &LoopConfig,
+) -> Result<TrainSummary> {
     let outcome = graft_train::train(task, opt, run, lc)?;
     restore_best(run, opt)?;
     Ok(TrainSummary::from(&outcome))
@@ -154,9 +159,15 @@ pub fn pretrain_gat(
         seed: cfg.seed,
     };
     let training = fit(&mut GatPretrainer::new(&expert, data), &mut opt, &run, &lc)?;
-    let result = finish(&run, "gat", &data.test, training, data.split.train.len(), n_params, || {
-        expert.predict(data, &data.test)
-    })?;
+    let result = finish(
+        &run,
+        "gat",
+        &data.test,
+        training,
+        data.split.train.len(),
+        n_params,
+        || expert.predict(data, &data.test),
+    )?;
     Ok((expert, result))
 }
 
@@ -164,7 +175,12 @@ pub fn pretrain_gat(
 ///
 /// # Errors
 /// Any failure of the parts.
-pub fn run_classic(data: &CtrData, cfg: &ClassicConfig, run_dir: &Path, rt: Runtime) -> Result<CtrResult> {
+pub fn run_classic(
+    data: &CtrData,
+    cfg: &ClassicConfig,
+    run_dir: &Path,
+    rt: Runtime,
+) -> Result<CtrResult> {
     let run = RunDir::create(
         run_dir,
         &serde_json::json!({ "classic": cfg, "samples": shared_samples(data), "dataset": data.dataset.name }),
@@ -188,9 +204,15 @@ pub fn run_classic(data: &CtrData, cfg: &ClassicConfig, run_dir: &Path, rt: Runt
         seed: cfg.seed,
     };
     let training = fit(&mut ClassicTrainer::new(&model, data), &mut opt, &run, &lc)?;
-    finish(&run, model.name(), &data.test, training, data.split.train.len(), n_params, || {
-        model.predict(data, &data.test)
-    })
+    finish(
+        &run,
+        model.name(),
+        &data.test,
+        training,
+        data.split.train.len(),
+        n_params,
+        || model.predict(data, &data.test),
+    )
 }
 
 /// Prompts (and GAT vectors, with `expert`) of `samples`.
@@ -208,7 +230,9 @@ pub fn prompt_set(
         .iter()
         .map(|s| llm.encode(&rap.prompt(data, s)?))
         .collect::<Result<Vec<_>>>()?;
-    let gat = expert.map(|e| e.target_vectors(data, samples)).transpose()?;
+    let gat = expert
+        .map(|e| e.target_vectors(data, samples))
+        .transpose()?;
     Ok(PromptSet {
         prompts,
         gat,
@@ -225,6 +249,7 @@ pub fn prompt_set(
 /// # Errors
 /// [`crate::ElcorecError::Config`] if the variant needs the expert and it
 /// is missing; any failure of the parts.
+#[allow(clippy::too_many_arguments)] // each is a separate part the caller owns
 pub fn run_llm(
     data: &CtrData,
     expert: Option<&GatExpert>,
@@ -269,9 +294,20 @@ pub fn run_llm(
         patience: None,
         seed: cfg.seed,
     };
-    let training = fit(&mut LlmTrainer::new(&llm, &train, &valid), &mut opt, &run, &lc)?;
+    let training = fit(
+        &mut LlmTrainer::new(&llm, &train, &valid),
+        &mut opt,
+        &run,
+        &lc,
+    )?;
     let test = prompt_set(&llm, rap, data, expert, &data.test)?;
-    finish(&run, cfg.variant.name(), &data.test, training, train.len(), n_params, || {
-        llm.predict(&test.prompts, test.gat.as_ref(), rt.progress)
-    })
+    finish(
+        &run,
+        cfg.variant.name(),
+        &data.test,
+        training,
+        train.len(),
+        n_params,
+        || llm.predict(&test.prompts, test.gat.as_ref(), rt.progress),
+    )
 }

@@ -41,14 +41,19 @@ pub fn item_embeddings(
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("item texts {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "item texts {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut rows = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(ENCODE_CHUNK) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let part = cache.get_or_compute(&refs, |miss| -> Result<Array2<f32>> {
-            let t = encoder.encode(miss)?.f_to_kind(Kind::Float)?.f_to(Device::Cpu)?;
+            let t = encoder
+                .encode(miss)?
+                .f_to_kind(Kind::Float)?
+                .f_to(Device::Cpu)?;
             let d = t.size();
             let v = Vec::<f32>::try_from(t.f_reshape([-1])?)?;
             Array2::from_shape_vec((d[0] as usize, d[1] as usize), v)
@@ -126,7 +131,11 @@ impl RapBuilder {
             .into_iter()
             .map(|p| data.rated(&history[p]))
             .collect();
-        let recent: Vec<_> = data.recent(s, self.k).iter().map(|e| data.rated(e)).collect();
+        let recent: Vec<_> = data
+            .recent(s, self.k)
+            .iter()
+            .map(|e| data.rated(e))
+            .collect();
         Ok(render_rap(
             &self.cfg,
             &data.profile(s.user),

@@ -21,7 +21,9 @@ pub fn paper_auc(dataset: &str) -> Option<f64> {
 }
 
 fn ci(c: Option<&graft_metrics::ConfidenceInterval>) -> String {
-    c.map_or_else(String::new, |c| format!(" [{:.4}, {:.4}]", c.lower, c.upper))
+    c.map_or_else(String::new, |c| {
+        format!(" [{:.4}, {:.4}]", c.lower, c.upper)
+    })
 }
 
 /// A markdown table: model, AUC and LogLoss with 95% CIs, training

@@ -69,7 +69,11 @@ fn tokenizer() -> tokenizers::Tokenizer {
         .map(String::from)
         .chain(('a'..='z').map(String::from))
         .chain(('0'..='9').map(String::from))
-        .chain(["_", ",", ".", ":", "?", "(", ")", "*", "'", "-"].into_iter().map(String::from));
+        .chain(
+            ["_", ",", ".", ":", "?", "(", ")", "*", "'", "-"]
+                .into_iter()
+                .map(String::from),
+        );
     for (i, s) in symbols.enumerate() {
         vocab.insert(s, serde_json::json!(i));
     }
@@ -109,7 +113,9 @@ fn index(data: &CtrData) -> CosineIndex {
 }
 
 fn llama() -> Llama {
-    Llama::from_hf_dir(fixture(), Device::Cpu).expect("fixture").0
+    Llama::from_hf_dir(fixture(), Device::Cpu)
+        .expect("fixture")
+        .0
 }
 
 fn llm_cfg(variant: LlmVariant) -> LlmConfig {
@@ -159,8 +165,17 @@ fn gat_and_fm_learn_the_planted_taste_clusters() {
         rt(),
     )
     .expect("fm");
-    let lr = run_classic(&data, &ClassicConfig::default(), &dir.path().join("lr"), rt()).expect("lr");
-    eprintln!("AUC gat {:.3} fm {:.3} lr {:.3}", gat.test.auc, fm.test.auc, lr.test.auc);
+    let lr = run_classic(
+        &data,
+        &ClassicConfig::default(),
+        &dir.path().join("lr"),
+        rt(),
+    )
+    .expect("lr");
+    eprintln!(
+        "AUC gat {:.3} fm {:.3} lr {:.3}",
+        gat.test.auc, fm.test.auc, lr.test.auc
+    );
     assert_eq!(gat.test.n, data.test.len());
     // The label is the user-cluster x item-cluster match: models with
     // interactions recover it, a linear model only through biases.
@@ -170,7 +185,13 @@ fn gat_and_fm_learn_the_planted_taste_clusters() {
         assert!(r.test.log_loss.is_finite() && r.test.auc_ci.is_some());
     }
     // A finished run is read back, not retrained.
-    let again = run_classic(&data, &ClassicConfig::default(), &dir.path().join("lr"), rt()).expect("lr again");
+    let again = run_classic(
+        &data,
+        &ClassicConfig::default(),
+        &dir.path().join("lr"),
+        rt(),
+    )
+    .expect("lr again");
     assert_eq!(again.test.auc, lr.test.auc);
     assert_eq!(again.training.steps, lr.training.steps);
 }
@@ -182,30 +203,60 @@ fn rap_prompts_retrieve_from_the_history_and_place_the_token() {
     let builder = rap(&data, LlmVariant::Elcorec);
     let positions = builder.retrieved_positions(&data, &s).expect("retrieve");
     assert_eq!(positions.len(), 3);
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "time order: {positions:?}");
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "time order: {positions:?}"
+    );
     // Retrieval prefers the target's cluster (synthetic raw id - 1 mod 3).
-    let cluster = |item: u32| (data.dataset.items.raw(item).expect("raw").parse::<usize>().expect("id") - 1) % 3;
+    let cluster = |item: u32| {
+        (data
+            .dataset
+            .items
+            .raw(item)
+            .expect("raw")
+            .parse::<usize>()
+            .expect("id")
+            - 1)
+            % 3
+    };
     let history = data.history(&s);
-    let same = history.iter().filter(|e| cluster(e.item) == cluster(s.item)).count();
-    let hits = positions.iter().filter(|&&p| cluster(history[p].item) == cluster(s.item)).count();
+    let same = history
+        .iter()
+        .filter(|e| cluster(e.item) == cluster(s.item))
+        .count();
+    let hits = positions
+        .iter()
+        .filter(|&&p| cluster(history[p].item) == cluster(s.item))
+        .count();
     assert_eq!(hits, same.min(3));
     let prompt = builder.prompt(&data, &s).expect("prompt");
     assert!(prompt.text.contains(PLACEHOLDER));
-    let llm = CtrLlm::new(llama(), tokenizer(), &llm_cfg(LlmVariant::Elcorec), Some(32)).expect("llm");
+    let llm = CtrLlm::new(
+        llama(),
+        tokenizer(),
+        &llm_cfg(LlmVariant::Elcorec),
+        Some(32),
+    )
+    .expect("llm");
     let enc = llm.encode(&prompt).expect("encode");
     let ph = enc.placeholder.expect("placeholder position");
     assert_eq!(Some(enc.ids[ph]), tokenizer().token_to_id(PLACEHOLDER));
     // Recent-only prompts have no retrieved list.
-    let recent = rap(&data, LlmVariant::NoRap).prompt(&data, &s).expect("prompt");
+    let recent = rap(&data, LlmVariant::NoRap)
+        .prompt(&data, &s)
+        .expect("prompt");
     assert!(!recent.text.contains("which reflect"));
 }
 
 #[test]
 fn the_gat_vector_reaches_the_answer_logits() {
     let data = data(2);
-    let llm = CtrLlm::new(llama(), tokenizer(), &llm_cfg(LlmVariant::Elcorec), Some(8)).expect("llm");
+    let llm =
+        CtrLlm::new(llama(), tokenizer(), &llm_cfg(LlmVariant::Elcorec), Some(8)).expect("llm");
     let builder = rap(&data, LlmVariant::Elcorec);
-    let enc = llm.encode(&builder.prompt(&data, &data.test[0]).expect("prompt")).expect("encode");
+    let enc = llm
+        .encode(&builder.prompt(&data, &data.test[0]).expect("prompt"))
+        .expect("encode");
     let a = Tensor::zeros([1, 8], (Kind::Float, Device::Cpu));
     let b = Tensor::ones([1, 8], (Kind::Float, Device::Cpu));
     let la = llm.answer_logits(&[&enc], Some(&a), false).expect("logits");
@@ -213,20 +264,34 @@ fn the_gat_vector_reaches_the_answer_logits() {
     assert_eq!(la.size(), [1, 2]);
     assert!(f64::try_from(la.subtract(&lb).abs().max()).expect("max") > 1e-6);
     // Without vectors the model refuses to run.
-    let err = llm.answer_logits(&[&enc], None, false).expect_err("no vectors");
+    let err = llm
+        .answer_logits(&[&enc], None, false)
+        .expect_err("no vectors");
     assert!(matches!(err, ElcorecError::Config(_)), "{err}");
     // Batched scoring equals one-by-one scoring (padding never leaks).
     let encs: Vec<_> = data.test[..3]
         .iter()
-        .map(|s| llm.encode(&builder.prompt(&data, s).expect("prompt")).expect("encode"))
+        .map(|s| {
+            llm.encode(&builder.prompt(&data, s).expect("prompt"))
+                .expect("encode")
+        })
         .collect();
     let g = Tensor::randn([3, 8], (Kind::Float, Device::Cpu));
     let batch = llm.predict(&encs, Some(&g), false).expect("batch");
     for (i, e) in encs.iter().enumerate() {
         let one = llm
-            .predict(std::slice::from_ref(e), Some(&g.narrow(0, i as i64, 1)), false)
+            .predict(
+                std::slice::from_ref(e),
+                Some(&g.narrow(0, i as i64, 1)),
+                false,
+            )
             .expect("one");
-        assert!((one[0] - batch[i]).abs() < 1e-5, "{} vs {}", one[0], batch[i]);
+        assert!(
+            (one[0] - batch[i]).abs() < 1e-5,
+            "{} vs {}",
+            one[0],
+            batch[i]
+        );
     }
 }
 
@@ -244,15 +309,35 @@ fn llm_variants_train_score_and_resume_from_metrics() {
     for v in [LlmVariant::Elcorec, LlmVariant::NoGatToken] {
         let cfg = llm_cfg(v);
         let run_dir = dir.path().join(v.name());
-        let r = run_llm(&data, Some(&expert), &rap(&data, v), llama(), tokenizer(), &cfg, &run_dir, rt())
-            .expect("llm run");
+        let r = run_llm(
+            &data,
+            Some(&expert),
+            &rap(&data, v),
+            llama(),
+            tokenizer(),
+            &cfg,
+            &run_dir,
+            rt(),
+        )
+        .expect("llm run");
         assert_eq!(r.model, v.name());
         assert_eq!(r.test.n, data.test.len());
         assert_eq!(r.training.steps, 4);
         assert!((0.0..=1.0).contains(&r.test.auc) && r.test.log_loss.is_finite());
-        assert!(run_dir.join("metrics.json").is_file() && run_dir.join("best.safetensors").is_file());
-        let again = run_llm(&data, Some(&expert), &rap(&data, v), llama(), tokenizer(), &cfg, &run_dir, rt())
-            .expect("stored");
+        assert!(
+            run_dir.join("metrics.json").is_file() && run_dir.join("best.safetensors").is_file()
+        );
+        let again = run_llm(
+            &data,
+            Some(&expert),
+            &rap(&data, v),
+            llama(),
+            tokenizer(),
+            &cfg,
+            &run_dir,
+            rt(),
+        )
+        .expect("stored");
         assert_eq!(again.test.auc, r.test.auc);
     }
     // The token variant needs the expert.
@@ -269,8 +354,21 @@ fn llm_variants_train_score_and_resume_from_metrics() {
     .expect_err("needs the expert");
     assert!(err.to_string().contains("GAT expert"), "{err}");
     // Prompt sets carry one vector per prompt.
-    let llm = CtrLlm::new(llama(), tokenizer(), &llm_cfg(LlmVariant::Elcorec), Some(expert.dim())).expect("llm");
-    let set = prompt_set(&llm, &rap(&data, LlmVariant::Elcorec), &data, Some(&expert), &data.test[..5]).expect("set");
+    let llm = CtrLlm::new(
+        llama(),
+        tokenizer(),
+        &llm_cfg(LlmVariant::Elcorec),
+        Some(expert.dim()),
+    )
+    .expect("llm");
+    let set = prompt_set(
+        &llm,
+        &rap(&data, LlmVariant::Elcorec),
+        &data,
+        Some(&expert),
+        &data.test[..5],
+    )
+    .expect("set");
     assert_eq!(set.gat.as_ref().map(Tensor::size), Some(vec![5, 32]));
     assert_eq!(set.len(), 5);
 }
