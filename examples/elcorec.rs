@@ -114,7 +114,7 @@ struct Args {
     /// Output folder (run directories and results).
     #[arg(long, default_value = "runs/elcorec/ml-100k")]
     out: PathBuf,
-    /// Device: cpu or cuda.
+    /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -131,15 +131,8 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let t0 = Instant::now();
-    let device = match args.device.as_str() {
-        "cpu" => graft::propagate::tch::Device::Cpu,
-        "cuda" => graft::propagate::tch::Device::Cuda(0),
-        d => return Err(format!("unknown device {d:?} (cpu, cuda)").into()),
-    };
-    let rt = Runtime {
-        device,
-        progress: true,
-    };
+    let rt = Runtime::from_device_name(&args.device)?;
+    let device = rt.device;
     let mut variants = Vec::new();
     for m in &args.models {
         if !["lr", "fm", "gat"].contains(&m.as_str()) {

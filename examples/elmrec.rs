@@ -150,7 +150,7 @@ struct Args {
     /// Output folder (run directories, results, pictures).
     #[arg(long, default_value = "runs/elmrec/ml-100k")]
     out: PathBuf,
-    /// Device: cpu or cuda.
+    /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Skip the pictures.
@@ -179,11 +179,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let t0 = Instant::now();
-    let device = match args.device.as_str() {
-        "cpu" => graft::propagate::tch::Device::Cpu,
-        "cuda" => graft::propagate::tch::Device::Cuda(0),
-        d => return Err(format!("unknown device {d:?} (cpu, cuda)").into()),
-    };
+    let rt = Runtime::from_device_name(&args.device)?;
     let format = match args.format {
         Some(f) => f,
         None => Format::detect(&args.data)?,
@@ -308,18 +304,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             dir.display(),
             args.budget_minutes
         );
-        let result = train_and_evaluate(
-            &cfg,
-            &eval,
-            &split,
-            &test,
-            tok.clone(),
-            &dir,
-            Runtime {
-                device,
-                progress: true,
-            },
-        )?;
+        let result = train_and_evaluate(&cfg, &eval, &split, &test, tok.clone(), &dir, rt)?;
         println!(
             "  {} steps ({}), best validation loss {:.4} at step {:?}, {:.0} s training, {:.0} s evaluation",
             result.training.steps,

@@ -355,8 +355,8 @@ const ELMREC_DEMO_ARGS: &[&str] = &[
 
 /// The ELCoRec part of the demo: MovieLens-100K (RecBole files, so the
 /// domain is given) at demo scale: logistic regression, the GAT expert
-/// alone, and SmolLM2-135M + LoRA with RAP (K 3) and the GAT token, a few
-/// optimizer steps on 64 samples; 300 seeded test samples.
+/// alone, and SmolLM2-135M + LoRA with RAP (K 3) and the GAT token, four
+/// optimizer steps of 8 prompts; 200 seeded test samples.
 const ELCOREC_DEMO_ARGS: &[&str] = &[
     "--domain",
     "movies",
@@ -365,17 +365,19 @@ const ELCOREC_DEMO_ARGS: &[&str] = &[
     "--k",
     "3",
     "--llm-train-samples",
-    "64",
+    "32",
     "--max-steps",
     "4",
+    "--accumulation",
+    "2",
     "--eval-every",
     "4",
     "--valid-samples",
-    "300",
+    "200",
     "--llm-valid-samples",
-    "24",
+    "16",
     "--test-samples",
-    "300",
+    "200",
     "--out",
     "runs/demo/elcorec",
 ];

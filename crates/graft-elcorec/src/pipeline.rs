@@ -11,7 +11,7 @@ use graft_lm::Llama;
 use graft_metrics::{ctr_report, BootstrapConfig, CtrReport, DEFAULT_LOG_LOSS_EPS};
 use graft_train::{restore_best, AdamW, LoopConfig, RunDir, TrainSummary, TrainTask};
 use serde::{Deserialize, Serialize};
-use tch::{Device, Tensor};
+use tch::Tensor;
 use tokenizers::Tokenizer;
 
 use crate::classic::{ClassicCtr, ClassicTrainer};
@@ -22,24 +22,7 @@ use crate::expert::{GatExpert, GatPretrainer};
 use crate::llm::{CtrLlm, LlmTrainer, PromptSet};
 use crate::rap::RapBuilder;
 
-/// Where and how runs execute (not part of their configuration).
-#[derive(Debug, Clone, Copy)]
-pub struct Runtime {
-    /// libtorch device.
-    pub device: Device,
-    /// Show progress bars.
-    pub progress: bool,
-}
-
-impl Default for Runtime {
-    /// CPU, with progress bars.
-    fn default() -> Self {
-        Self {
-            device: Device::Cpu,
-            progress: true,
-        }
-    }
-}
+pub use graft_train::Runtime;
 
 /// What every run writes to `metrics.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

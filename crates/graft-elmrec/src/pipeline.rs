@@ -8,7 +8,7 @@ use graft_baselines::{EvalSet, Split};
 use graft_data::LeaveOneOut;
 use graft_train::{AdamW, LoopConfig, RunDir, TrainError, TrainOutcome, TrainTask};
 use serde::{Deserialize, Serialize};
-use tch::{Device, Tensor};
+use tch::Tensor;
 use tokenizers::Tokenizer;
 
 use crate::config::{ElmrecConfig, EvalConfig};
@@ -131,24 +131,7 @@ pub fn validation_set(split: &LeaveOneOut, cfg: &ElmrecConfig) -> Result<EvalSet
     )?)
 }
 
-/// Where and how a run executes (not part of its configuration).
-#[derive(Debug, Clone, Copy)]
-pub struct Runtime {
-    /// libtorch device.
-    pub device: Device,
-    /// Show progress bars.
-    pub progress: bool,
-}
-
-impl Default for Runtime {
-    /// CPU, with progress bars.
-    fn default() -> Self {
-        Self {
-            device: Device::Cpu,
-            progress: true,
-        }
-    }
-}
+pub use graft_train::Runtime;
 
 /// Trains (or resumes) a model in `run_dir`, restores the best validation
 /// checkpoint and evaluates it on `test`; writes `metrics.json`. A run

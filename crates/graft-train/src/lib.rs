@@ -60,6 +60,7 @@ pub mod early;
 pub mod error;
 pub mod progress;
 pub mod rundir;
+pub mod runtime;
 pub mod train;
 
 pub use adamw::{AdamW, AdamWConfig};
@@ -68,6 +69,7 @@ pub use early::{EarlyStopping, Verdict};
 pub use error::{Result, TrainError};
 pub use progress::TrainProgress;
 pub use rundir::RunDir;
+pub use runtime::Runtime;
 pub use tch;
 pub use train::{
     mix_seed, restore_best, train, LoopConfig, LoopState, StopReason, TrainOutcome, TrainSummary,
