@@ -378,6 +378,8 @@ const ELCOREC_DEMO_ARGS: &[&str] = &[
     "16",
     "--test-samples",
     "200",
+    "--gat-steps",
+    "500",
     "--out",
     "runs/demo/elcorec",
 ];
