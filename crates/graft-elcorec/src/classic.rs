@@ -4,14 +4,13 @@
 //! features (mean rating and liked fraction of the `k_gat` most recent
 //! items, both scaled to [0, 1]).
 
-use graft_data::rng::{shuffle, stream_rng};
 use graft_data::CtrSample;
 use graft_train::TrainTask;
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::ClassicConfig;
-use crate::data::CtrData;
+use crate::data::{CtrData, EpochOrder};
 use crate::error::{task_err, valid_auc, Result};
 
 /// Numeric features per sample.
@@ -200,8 +199,7 @@ impl ClassicCtr {
 pub struct ClassicTrainer<'a> {
     model: &'a ClassicCtr,
     data: &'a CtrData,
-    order: Vec<usize>,
-    epoch: Option<u64>,
+    order: EpochOrder,
 }
 
 impl<'a> ClassicTrainer<'a> {
@@ -210,8 +208,7 @@ impl<'a> ClassicTrainer<'a> {
         Self {
             model,
             data,
-            order: Vec::new(),
-            epoch: None,
+            order: EpochOrder::new(data.split.train.len(), model.cfg.seed),
         }
     }
 }
@@ -221,14 +218,12 @@ impl TrainTask for ClassicTrainer<'_> {
         let per_epoch = self.model.steps_per_epoch(self.data);
         let (epoch, k) = (step / per_epoch, (step % per_epoch) as usize);
         let train = &self.data.split.train;
-        if self.epoch != Some(epoch) {
-            self.order = (0..train.len()).collect();
-            shuffle(&mut stream_rng(self.model.cfg.seed, epoch), &mut self.order);
-            self.epoch = Some(epoch);
-        }
         let bs = self.model.cfg.batch_size.max(1);
         let end = ((k + 1) * bs).min(train.len());
-        let samples: Vec<CtrSample> = self.order[k * bs..end].iter().map(|&i| train[i]).collect();
+        let samples: Vec<CtrSample> = self.order.get(epoch)[k * bs..end]
+            .iter()
+            .map(|&i| train[i])
+            .collect();
         let run = || -> Result<Tensor> {
             let b = self.model.batch(self.data, &samples)?;
             Ok(self

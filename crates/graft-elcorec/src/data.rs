@@ -164,6 +164,39 @@ impl CtrData {
     }
 }
 
+/// A seeded permutation of `0..n` for each epoch (a function of the seed
+/// and the epoch only, so a resumed run sees the same order); the current
+/// epoch's permutation is kept.
+#[derive(Debug, Clone)]
+pub struct EpochOrder {
+    n: usize,
+    seed: u64,
+    epoch: Option<u64>,
+    order: Vec<usize>,
+}
+
+impl EpochOrder {
+    /// Orders of `0..n` drawn with `seed`.
+    pub fn new(n: usize, seed: u64) -> Self {
+        Self {
+            n,
+            seed,
+            epoch: None,
+            order: Vec::new(),
+        }
+    }
+
+    /// The permutation of `epoch`.
+    pub fn get(&mut self, epoch: u64) -> &[usize] {
+        if self.epoch != Some(epoch) {
+            self.order = (0..self.n).collect();
+            shuffle(&mut stream_rng(self.seed, epoch), &mut self.order);
+            self.epoch = Some(epoch);
+        }
+        &self.order
+    }
+}
+
 /// Days between a history interaction and the target (0 when either has
 /// no timestamp, e.g. BookCrossing; never negative).
 pub fn gap_days(target: &CtrSample, entry: &HistoryEntry) -> f64 {

@@ -19,7 +19,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use graft_data::rng::{shuffle, stream_rng};
 use graft_data::CtrSample;
 use graft_graph::{HeteroBatch, ItemRole, SampleGraph, SampleGraphOptions};
 use graft_propagate::gat::{GatBatch, GatLayerSpec, HeteroGat, HeteroGatConfig};
@@ -28,7 +27,7 @@ use tch::nn::{self, Init, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::GatExpertConfig;
-use crate::data::{gap_days, CtrData};
+use crate::data::{gap_days, CtrData, EpochOrder};
 use crate::error::{task_err, valid_auc, ElcorecError, Result};
 
 /// Samples per forward pass when scoring or embedding without gradients.
@@ -367,8 +366,7 @@ impl GatExpert {
 pub struct GatPretrainer<'a> {
     expert: &'a GatExpert,
     data: &'a CtrData,
-    order: Vec<usize>,
-    epoch: Option<u64>,
+    order: EpochOrder,
 }
 
 impl<'a> GatPretrainer<'a> {
@@ -377,8 +375,7 @@ impl<'a> GatPretrainer<'a> {
         Self {
             expert,
             data,
-            order: Vec::new(),
-            epoch: None,
+            order: EpochOrder::new(data.split.train.len(), expert.cfg.seed),
         }
     }
 
@@ -387,17 +384,8 @@ impl<'a> GatPretrainer<'a> {
         let train = &self.data.split.train;
         let bs = self.expert.cfg.batch_size.min(train.len()).max(1);
         let per_epoch = (train.len() / bs).max(1) as u64;
-        let epoch = step / per_epoch;
-        if self.epoch != Some(epoch) {
-            self.order = (0..train.len()).collect();
-            shuffle(
-                &mut stream_rng(self.expert.cfg.seed, epoch),
-                &mut self.order,
-            );
-            self.epoch = Some(epoch);
-        }
         let start = ((step % per_epoch) as usize) * bs;
-        self.order[start..start + bs]
+        self.order.get(step / per_epoch)[start..start + bs]
             .iter()
             .map(|&i| train[i])
             .collect()

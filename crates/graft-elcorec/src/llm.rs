@@ -4,7 +4,6 @@
 //! the softmax over the logits of the two answers' first tokens after the
 //! cue.
 
-use graft_data::rng::{shuffle, stream_rng};
 use graft_lm::inject::{inject, Injection};
 use graft_lm::llama::KvCache;
 use graft_lm::Llama;
@@ -16,6 +15,7 @@ use tch::{Device, Kind, Tensor};
 use tokenizers::Tokenizer;
 
 use crate::config::LlmConfig;
+use crate::data::EpochOrder;
 use crate::error::{task_err, valid_auc, ElcorecError, Result};
 
 /// Prompts per forward pass when predicting.
@@ -287,8 +287,7 @@ pub struct LlmTrainer<'a> {
     llm: &'a CtrLlm,
     train: &'a PromptSet,
     valid: &'a PromptSet,
-    order: Vec<usize>,
-    epoch: Option<u64>,
+    order: EpochOrder,
 }
 
 impl<'a> LlmTrainer<'a> {
@@ -298,8 +297,7 @@ impl<'a> LlmTrainer<'a> {
             llm,
             train,
             valid,
-            order: Vec::new(),
-            epoch: None,
+            order: EpochOrder::new(train.len(), llm.cfg.seed),
         }
     }
 
@@ -308,15 +306,7 @@ impl<'a> LlmTrainer<'a> {
         let mb = self.llm.cfg.micro_batch as u64;
         let first = (step * self.llm.cfg.accumulation as u64 + micro as u64) * mb;
         (first..first + mb)
-            .map(|g| {
-                let epoch = g / n;
-                if self.epoch != Some(epoch) {
-                    self.order = (0..self.train.len()).collect();
-                    shuffle(&mut stream_rng(self.llm.cfg.seed, epoch), &mut self.order);
-                    self.epoch = Some(epoch);
-                }
-                self.order[(g % n) as usize]
-            })
+            .map(|g| self.order.get(g / n)[(g % n) as usize])
             .collect()
     }
 
