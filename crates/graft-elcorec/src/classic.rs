@@ -12,6 +12,7 @@ use tch::{Device, Kind, Tensor};
 use crate::config::ClassicConfig;
 use crate::data::{CtrData, EpochOrder};
 use crate::error::{task_err, valid_auc, Result};
+use crate::expert::bce_with_logits;
 
 /// Numeric features per sample.
 const DENSE: usize = 2;
@@ -226,15 +227,7 @@ impl TrainTask for ClassicTrainer<'_> {
             .collect();
         let run = || -> Result<Tensor> {
             let b = self.model.batch(self.data, &samples)?;
-            Ok(self
-                .model
-                .logits(&b)?
-                .f_binary_cross_entropy_with_logits::<Tensor>(
-                    &b.labels,
-                    None,
-                    None,
-                    tch::Reduction::Mean,
-                )?)
+            bce_with_logits(&self.model.logits(&b)?, &b.labels)
         };
         run().map_err(task_err)
     }

@@ -311,14 +311,7 @@ impl GatExpert {
     /// # Errors
     /// libtorch and GAT errors.
     pub fn loss(&self, b: &ExpertBatch) -> Result<Tensor> {
-        Ok(self
-            .logits(b, true)?
-            .f_binary_cross_entropy_with_logits::<Tensor>(
-                &b.labels,
-                None,
-                None,
-                tch::Reduction::Mean,
-            )?)
+        bce_with_logits(&self.logits(b, true)?, &b.labels)
     }
 
     /// Click probabilities `sigmoid(cos(user, target))` (evaluation mode),
@@ -359,6 +352,17 @@ impl GatExpert {
         }
         Ok(Tensor::f_cat(&parts, 0)?)
     }
+}
+
+/// Mean binary cross-entropy of `sigmoid(logits)` against 0/1 `labels`
+/// (the pre-training loss here and the classic baselines' loss).
+pub(crate) fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    Ok(logits.f_binary_cross_entropy_with_logits::<Tensor>(
+        labels,
+        None,
+        None,
+        tch::Reduction::Mean,
+    )?)
 }
 
 /// graft-train's task for pre-training: shuffled mini-batches of the
