@@ -70,6 +70,9 @@ impl CtrLlm {
         tch::manual_seed(cfg.seed as i64);
         let vs = nn::VarStore::new(llama.device());
         llama.set_requires_grad(false);
+        if cfg.bf16_base {
+            llama.set_projection_kind(Kind::BFloat16)?;
+        }
         llama.attach_lora(&(vs.root() / "lora"), &cfg.lora)?;
         let hidden = llama.config().hidden as i64;
         let proj =

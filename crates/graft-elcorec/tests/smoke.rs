@@ -293,6 +293,17 @@ fn the_gat_vector_reaches_the_answer_logits() {
             batch[i]
         );
     }
+    // A bf16 base (same seed, so the same adapters and projection) scores
+    // like the f32 one, up to bf16 rounding.
+    let cfg16 = LlmConfig {
+        bf16_base: true,
+        ..llm_cfg(LlmVariant::Elcorec)
+    };
+    let llm16 = CtrLlm::new(llama(), tokenizer(), &cfg16, Some(8)).expect("bf16 llm");
+    let fast = llm16.predict(&encs, Some(&g), false).expect("bf16 batch");
+    for (f, e) in fast.iter().zip(&batch) {
+        assert!((f - e).abs() < 0.02, "bf16 {f} vs f32 {e}");
+    }
 }
 
 #[test]

@@ -11,8 +11,10 @@
 //! on q_proj and v_proj, batch 8 x 128, loss on the last 16 tokens of each
 //! sequence, AdamW; tokens/s of the batch), ours with logits computed only
 //! at the scored positions and, like for like, at every position, against
-//! transformers + PEFT (which computes them everywhere); and
-//! all-MiniLM-L6-v2 sentence embeddings of 256 short sentences in batches
+//! transformers + PEFT (which computes them everywhere); the forward pass
+//! and the scored LoRA step again with the frozen block projections in
+//! bf16 (`Llama::set_projection_kind`), against the same f32 transformers
+//! numbers; and all-MiniLM-L6-v2 sentence embeddings of 256 short sentences in batches
 //! of 32 (sentences/s) against transformers' `AutoModel` + mean pooling. The Python side is
 //! `python/bench_lm.py` (transformers loading the same GGUF, float32); it
 //! needs `pip install transformers gguf accelerate` in the venv.
@@ -157,6 +159,44 @@ fn main() -> BoxResult<()> {
     }
     ours.push(("train_all_logits", 8.0 * 128.0 / median(times)));
 
+    // The same forward and scored-logits LoRA step with the frozen block
+    // projections in bf16 (`Llama::set_projection_kind`); compared with
+    // transformers' f32 numbers, so the ratio is the speed-up a user gets
+    // by switching it on (fast only on CPUs with bf16 matrix units).
+    let mut model = Llama::from_gguf(&f, Device::Cpu)?;
+    model.set_projection_kind(Kind::BFloat16)?;
+    let fwd16 = || -> BoxResult<Tensor> {
+        let h = tch::no_grad(|| {
+            model.forward_embeds(&model.embed(&batch)?, &mut KvCache::default(), None)
+        })?;
+        Ok(tch::no_grad(|| model.logits(&h))?)
+    };
+    let _ = fwd16()?;
+    let mut times = Vec::new();
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        let _ = fwd16()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    ours.push(("forward_bf16", 8.0 * 128.0 / median(times)));
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    model.attach_lora(&vs.root().sub("lora"), &graft_lora::LoraConfig::default())?;
+    let mut opt = tch::nn::OptimizerConfig::build(tch::nn::AdamW::default(), &vs, 1e-4)?;
+    let mut step16 = || -> BoxResult<()> {
+        let lp = model.log_prob_sums_t(&pairs, true)?;
+        let loss = lp.sum(Kind::Float).f_neg()?.f_div_scalar(8.0 * 16.0)?;
+        opt.backward_step(&loss);
+        Ok(())
+    };
+    step16()?;
+    let mut times = Vec::new();
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        step16()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    ours.push(("train_bf16", 8.0 * 128.0 / median(times)));
+
     // MiniLM sentence embeddings: 256 item-title-like sentences, batches of 32.
     let sentences: Vec<String> = (0..256)
         .map(|i| {
@@ -223,9 +263,15 @@ fn main() -> BoxResult<()> {
             "forward" => "forward 8 x 128 + all logits",
             "train" => "LoRA train step (scored logits)",
             "minilm" => "MiniLM sentence embeddings",
+            "forward_bf16" => "forward 8 x 128 + all logits, bf16 proj.",
+            "train_bf16" => "LoRA train step (scored), bf16 base",
             _ => "LoRA train step (all logits)",
         };
-        let key = if *w == "train_all_logits" { "train" } else { w };
+        let key = match *w {
+            "train_all_logits" | "train_bf16" => "train",
+            "forward_bf16" => "forward",
+            other => other,
+        };
         let t = theirs.get(key).copied().unwrap_or(f64::NAN);
         println!("{label:<42} {ours:>10.1} {t:>14.1} {:>7.2}x", ours / t);
     }

@@ -494,7 +494,73 @@ impl Llama {
                 return Ok(lora.forward_t(&name, x, train)?);
             }
         }
-        Ok(x.f_matmul(&w.f_tr()?)?)
+        let (xk, wk) = (x.f_kind()?, w.f_kind()?);
+        if xk == wk {
+            return Ok(x.f_matmul(&w.f_tr()?)?);
+        }
+        Ok(x.f_to_kind(wk)?.f_matmul(&w.f_tr()?)?.f_to_kind(xk)?)
+    }
+
+    /// Stores the seven projection matrices of every block (q, k, v, o,
+    /// gate, up, down: nearly all of the compute) in `kind`, typically
+    /// [`Kind::BFloat16`] for a frozen base: each projection then runs in
+    /// that kind and returns `f32`, while embeddings, norms, attention,
+    /// the output head and LoRA adapters stay `f32`. On CPUs with bf16
+    /// matrix units this makes the forward and backward passes several
+    /// times faster, at bf16's precision (about 3 significant digits per
+    /// weight).
+    ///
+    /// Call it before [`attach_lora`](Self::attach_lora) (the adapters wrap
+    /// the matrices as they are then) and before
+    /// [`set_requires_grad`](Self::set_requires_grad): the converted
+    /// matrices are frozen.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::WrongType`] for a non-floating `kind` or when adapters are
+    /// already attached; [`LmError::Tch`] if libtorch fails.
+    pub fn set_projection_kind(&mut self, kind: Kind) -> Result<()> {
+        if !matches!(
+            kind,
+            Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+        ) {
+            return Err(LmError::WrongType {
+                name: "projection kind".into(),
+                expected: "a floating-point kind".into(),
+                found: format!("{kind:?}"),
+            });
+        }
+        if self.lora.is_some() {
+            return Err(LmError::WrongType {
+                name: "projection kind".into(),
+                expected: "to be set before LoRA adapters are attached".into(),
+                found: "adapters attached".into(),
+            });
+        }
+        let _guard = tch::no_grad_guard();
+        for b in &mut self.blocks {
+            for w in [
+                &mut b.wq,
+                &mut b.wk,
+                &mut b.wv,
+                &mut b.wo,
+                &mut b.w_gate,
+                &mut b.w_up,
+                &mut b.w_down,
+            ] {
+                *w = w.f_to_kind(kind)?.f_detach()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The kind of the block projection matrices (`f32` after loading; see
+    /// [`set_projection_kind`](Self::set_projection_kind)).
+    pub fn projection_kind(&self) -> Kind {
+        self.blocks
+            .first()
+            .and_then(|b| b.wq.f_kind().ok())
+            .unwrap_or(Kind::Float)
     }
 
     /// Attaches LoRA adapters, created under `path` (so an optimiser over

@@ -94,3 +94,50 @@ fn lora_on_smollm2_trains_only_the_adapters() {
     assert!(dir.path().join("adapter_model.safetensors").is_file());
     assert!(dir.path().join("adapter_config.json").is_file());
 }
+
+#[test]
+fn bf16_projections_keep_smollm2_predictions_and_train_adapters() {
+    let Some(f32_model) = smollm2() else { return };
+    let mut model = smollm2().unwrap();
+    model.set_projection_kind(Kind::BFloat16).unwrap();
+    assert_eq!(model.projection_kind(), Kind::BFloat16);
+    assert_eq!(f32_model.projection_kind(), Kind::Float);
+    assert!(model.set_projection_kind(Kind::Int64).is_err());
+    tch::manual_seed(1);
+    let ids = Tensor::randint_low(3, 49_152, [2, 32], (Kind::Int64, Device::Cpu));
+    let exact = logits(&f32_model, &ids).log_softmax(-1, Kind::Float);
+    let fast = logits(&model, &ids).log_softmax(-1, Kind::Float);
+    assert_eq!(fast.kind(), Kind::Float);
+    // Same next-token choice almost everywhere, close log-probabilities of
+    // the choices.
+    let (a, b) = (exact.argmax(-1, false), fast.argmax(-1, false));
+    let agree = a
+        .eq_tensor(&b)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[]);
+    assert!(agree >= 0.9, "top-1 agreement {agree}");
+    let chosen = |lp: &Tensor| lp.gather(-1, &a.unsqueeze(-1), false);
+    let gap = (chosen(&exact) - chosen(&fast))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(gap < 0.5, "log-prob gap {gap}");
+    // LoRA over the bf16 base: f32 adapters that train.
+    let vs = nn::VarStore::new(Device::Cpu);
+    model
+        .attach_lora(&vs.root().sub("lora"), &LoraConfig::default())
+        .unwrap();
+    assert!(model.set_projection_kind(Kind::Float).is_err());
+    let mut opt = nn::AdamW::default().build(&vs, 1e-3).unwrap();
+    let prompt: Vec<u32> = (100..120).collect();
+    let answer: Vec<u32> = vec![42, 43];
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        let lp = model.log_prob_sums_t(&[(&prompt, &answer)], true).unwrap();
+        let loss = -lp.sum(Kind::Float);
+        losses.push(loss.double_value(&[]));
+        opt.backward_step(&loss);
+    }
+    assert!(losses[2] < losses[0], "{losses:?}");
+}

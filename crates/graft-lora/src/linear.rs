@@ -18,6 +18,12 @@ use crate::error::{LoraError, Result};
 /// never receives gradients, and [`merge`](Self::merge) /
 /// [`unmerge`](Self::unmerge) write into its storage, as PEFT does.
 ///
+/// The base may be stored in another floating kind than the adapters
+/// (typically a frozen `bf16` base under `f32` adapters, which is what makes
+/// the base products fast on CPUs with bf16 matrix units): the base product
+/// is then computed in the base's kind and returned in the input's kind,
+/// while the LoRA branch runs in the adapters' kind.
+///
 /// # Shapes
 ///
 /// * base weight `[out, in]`, bias `[out]` (PyTorch `nn.Linear` layout);
@@ -68,8 +74,9 @@ impl LoraLinear {
     ///
     /// [`LoraError::Config`] if `config` is invalid; [`LoraError::Shape`] if
     /// `weight` is not 2-D or `bias` is not `[out]`; [`LoraError::Tensor`]
-    /// if the base is not a floating-point tensor of the var store's kind
-    /// on its device; [`LoraError::Tch`] on libtorch failures.
+    /// if the base is not a floating-point tensor on the var store's device
+    /// (or the bias's kind or device differs from the weight's);
+    /// [`LoraError::Tch`] on libtorch failures.
     pub fn new(
         path: &nn::Path<'_>,
         weight: &Tensor,
@@ -87,13 +94,10 @@ impl LoraLinear {
             });
         };
         let kind = weight.f_kind()?;
-        if !is_float(kind) || kind != path.kind() {
+        if !is_float(kind) {
             return Err(LoraError::Tensor {
                 what: format!("{} base weight", what()),
-                reason: format!(
-                    "kind {kind:?} must be the var store's floating kind {:?}",
-                    path.kind()
-                ),
+                reason: format!("kind {kind:?} is not a floating-point kind"),
             });
         }
         if weight.device() != path.device() {
@@ -166,23 +170,12 @@ impl LoraLinear {
     ///
     /// # Panics
     ///
-    /// Like every tch `forward`, libtorch panics on an input whose last
-    /// dimension is not `in` or whose kind/device differs from the layer's;
-    /// use [`f_forward_t`](Self::f_forward_t) for an error instead.
+    /// Like every tch `forward`, on an input whose last dimension is not
+    /// `in` or whose device differs from the layer's; use
+    /// [`f_forward_t`](Self::f_forward_t) for an error instead.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let base = x.linear(&self.weight, self.bias.as_ref());
-        if self.merged {
-            return base;
-        }
-        let h = if train && self.dropout > 0.0 {
-            x.dropout(self.dropout, true)
-        } else {
-            x.shallow_clone()
-        };
-        base + h
-            .linear::<Tensor>(&self.lora_a, None)
-            .linear::<Tensor>(&self.lora_b, None)
-            * self.scaling
+        self.f_forward_t(x, train)
+            .unwrap_or_else(|e| panic!("LoRA linear forward: {e}"))
     }
 
     /// [`forward_t`](Self::forward_t) that returns libtorch errors.
@@ -206,7 +199,7 @@ impl LoraLinear {
                 got: size,
             });
         }
-        let base = x.f_linear(&self.weight, self.bias.as_ref())?;
+        let base = self.f_base(x)?;
         if self.merged {
             return Ok(base);
         }
@@ -222,6 +215,17 @@ impl LoraLinear {
         Ok(base.f_add(&update)?)
     }
 
+    /// `x W^T + b`, computed in the base's kind and returned in `x`'s.
+    fn f_base(&self, x: &Tensor) -> Result<Tensor> {
+        let (xk, wk) = (x.f_kind()?, self.weight.f_kind()?);
+        if xk == wk {
+            return Ok(x.f_linear(&self.weight, self.bias.as_ref())?);
+        }
+        Ok(x.f_to_kind(wk)?
+            .f_linear(&self.weight, self.bias.as_ref())?
+            .f_to_kind(xk)?)
+    }
+
     /// The dense update `scaling * B A` (`[out, in]`), without gradient.
     ///
     /// # Errors
@@ -235,8 +239,8 @@ impl LoraLinear {
             .f_mul_scalar(self.scaling)?)
     }
 
-    /// Adds `scaling * B A` to the base weight (in place); the forward then
-    /// skips the LoRA branch. Returns `false` (and does nothing) if already
+    /// Adds `scaling * B A` to the base weight (in place, rounded to the
+    /// base's kind); the forward then skips the LoRA branch. Returns `false` (and does nothing) if already
     /// merged.
     ///
     /// While merged, `A` and `B` receive no gradient; unmerge before
@@ -251,7 +255,9 @@ impl LoraLinear {
         }
         let delta = self.delta_weight()?;
         let _guard = tch::no_grad_guard();
-        let _ = self.weight.f_add_(&delta)?;
+        let _ = self
+            .weight
+            .f_add_(&delta.f_to_kind(self.weight.f_kind()?)?)?;
         self.merged = true;
         Ok(true)
     }
@@ -269,7 +275,9 @@ impl LoraLinear {
         }
         let delta = self.delta_weight()?;
         let _guard = tch::no_grad_guard();
-        let _ = self.weight.f_sub_(&delta)?;
+        let _ = self
+            .weight
+            .f_sub_(&delta.f_to_kind(self.weight.f_kind()?)?)?;
         self.merged = false;
         Ok(true)
     }

@@ -280,3 +280,54 @@ fn bad_inputs_are_errors() {
         Err(LoraError::Shape { .. })
     ));
 }
+
+#[test]
+fn bf16_base_under_f32_adapters() {
+    tch::manual_seed(7);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let cfg = LoraConfig::new(4, 8.0);
+    let (out, inp) = (16, 32);
+    let w = (Tensor::randn([out, inp], CPU) / (inp as f64).sqrt()).to_kind(Kind::BFloat16);
+    let b = Tensor::randn([out], CPU).to_kind(Kind::BFloat16);
+    let mut layer = LoraLinear::new(&vs.root().sub("layer"), &w, Some(&b), &cfg).unwrap();
+    tch::no_grad(|| {
+        layer
+            .lora_b()
+            .shallow_clone()
+            .copy_(&(Tensor::randn([out, 4], CPU) * 0.5));
+    });
+    assert_eq!(layer.lora_a().kind(), Kind::Float);
+    let x = Tensor::randn([5, inp], CPU);
+    let y = layer.f_forward_t(&x, false).unwrap();
+    assert_eq!(y.kind(), Kind::Float);
+    // The base product in bf16 (the bf16 rounding of x included), the
+    // LoRA branch in f32.
+    let base = x
+        .to_kind(Kind::BFloat16)
+        .linear(&w, Some(&b))
+        .to_kind(Kind::Float);
+    let expected = &base + x.matmul(&layer.lora_a().tr()).matmul(&layer.lora_b().tr()) * 2.0;
+    assert!(max_abs(&y, &expected) < 1e-5);
+    // Against the full-precision layer: bf16's ~3 significant digits.
+    let exact = x.linear(&w.to_kind(Kind::Float), Some(&b.to_kind(Kind::Float)))
+        + x.matmul(&layer.lora_a().tr()).matmul(&layer.lora_b().tr()) * 2.0;
+    let err = max_abs(&y, &exact);
+    assert!(err > 0.0 && err < 0.1, "bf16 error {err}");
+    // Gradients reach the f32 adapters only.
+    y.sum(Kind::Float).backward();
+    assert!(layer.lora_b().grad().defined());
+    assert!(!w.requires_grad());
+    // Merging rounds the update into the bf16 base.
+    let w_before = w.copy();
+    layer.merge().unwrap();
+    assert_eq!(layer.weight().kind(), Kind::BFloat16);
+    let merged = tch::no_grad(|| layer.f_forward_t(&x, false).unwrap());
+    assert!(max_abs(&merged, &exact) < 0.2);
+    layer.unmerge().unwrap();
+    assert!(
+        max_abs(
+            &layer.weight().to_kind(Kind::Float),
+            &w_before.to_kind(Kind::Float)
+        ) < 0.05
+    );
+}
