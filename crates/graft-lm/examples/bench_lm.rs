@@ -69,9 +69,39 @@ fn args() -> BoxResult<Args> {
     Ok(a)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// Median wall-clock seconds of `repeats` calls of `f`, after one warm-up.
+fn median_secs(repeats: usize, mut f: impl FnMut() -> BoxResult<()>) -> BoxResult<f64> {
+    f()?;
+    let mut v = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let t0 = Instant::now();
+        f()?;
+        v.push(t0.elapsed().as_secs_f64());
+    }
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    Ok(v[v.len() / 2])
+}
+
+/// Forward pass over `batch` with logits at every position.
+fn forward_all_logits(model: &Llama, batch: &Tensor) -> BoxResult<()> {
+    tch::no_grad(|| -> BoxResult<()> {
+        let h = model.forward_embeds(&model.embed(batch)?, &mut KvCache::default(), None)?;
+        let _ = model.logits(&h)?;
+        Ok(())
+    })
+}
+
+/// One AdamW step of the LoRA adapters on the summed log-probabilities of
+/// the continuations (logits only at the scored positions).
+fn scored_step(
+    model: &Llama,
+    opt: &mut tch::nn::Optimizer,
+    pairs: &[(&[u32], &[u32])],
+) -> BoxResult<()> {
+    let lp = model.log_prob_sums_t(pairs, true)?;
+    let loss = lp.sum(Kind::Float).f_neg()?.f_div_scalar(8.0 * 16.0)?;
+    opt.backward_step(&loss);
+    Ok(())
 }
 
 fn main() -> BoxResult<()> {
@@ -86,31 +116,16 @@ fn main() -> BoxResult<()> {
     let new_tokens = 32;
     let mut ours = Vec::new();
     // Generation (no EOS, so exactly `new_tokens` tokens).
-    model.generate_greedy(prompt.get_ids(), 4, None)?;
-    let mut times = Vec::new();
-    for _ in 0..a.repeats {
-        let t0 = Instant::now();
+    let t = median_secs(a.repeats, || {
         model.generate_greedy(prompt.get_ids(), new_tokens, None)?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    ours.push(("generate", new_tokens as f64 / median(times)));
+        Ok(())
+    })?;
+    ours.push(("generate", new_tokens as f64 / t));
     // Forward, batch 8 x 128, logits everywhere.
     tch::manual_seed(0);
     let batch = Tensor::randint_low(3, 49_152, [8, 128], (Kind::Int64, Device::Cpu));
-    let fwd = || -> BoxResult<Tensor> {
-        let h = tch::no_grad(|| {
-            model.forward_embeds(&model.embed(&batch)?, &mut KvCache::default(), None)
-        })?;
-        Ok(tch::no_grad(|| model.logits(&h))?)
-    };
-    let _ = fwd()?;
-    let mut times = Vec::new();
-    for _ in 0..a.repeats {
-        let t0 = Instant::now();
-        let _ = fwd()?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    ours.push(("forward", 8.0 * 128.0 / median(times)));
+    let t = median_secs(a.repeats, || forward_all_logits(&model, &batch))?;
+    ours.push(("forward", 8.0 * 128.0 / t));
 
     // LoRA training step: r 8 on q_proj/v_proj, batch 8 x 128, loss on the
     // last 16 tokens of each sequence, AdamW. Ours computes logits only at
@@ -124,22 +139,10 @@ fn main() -> BoxResult<()> {
         .map(|r| Vec::<i64>::try_from(batch.get(r)).map(|v| v.iter().map(|&x| x as u32).collect()))
         .collect::<Result<_, _>>()?;
     let pairs: Vec<(&[u32], &[u32])> = rows.iter().map(|r| (&r[..112], &r[112..])).collect();
-    let mut step_scored = || -> BoxResult<()> {
-        let lp = model.log_prob_sums_t(&pairs, true)?;
-        let loss = lp.sum(Kind::Float).f_neg()?.f_div_scalar(8.0 * 16.0)?;
-        opt.backward_step(&loss);
-        Ok(())
-    };
-    step_scored()?;
-    let mut times = Vec::new();
-    for _ in 0..a.repeats {
-        let t0 = Instant::now();
-        step_scored()?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    ours.push(("train", 8.0 * 128.0 / median(times)));
+    let t = median_secs(a.repeats, || scored_step(&model, &mut opt, &pairs))?;
+    ours.push(("train", 8.0 * 128.0 / t));
     let targets = batch.narrow(1, 112, 16);
-    let mut step_all = || -> BoxResult<()> {
+    let t = median_secs(a.repeats, || {
         let h =
             model.forward_embeds_t(&model.embed(&batch)?, &mut KvCache::default(), None, true)?;
         let logp = model.logits(&h)?.f_log_softmax(-1, Kind::Float)?; // [8, 128, V]
@@ -149,15 +152,8 @@ fn main() -> BoxResult<()> {
         let loss = picked.f_mean(Kind::Float)?.f_neg()?;
         opt.backward_step(&loss);
         Ok(())
-    };
-    step_all()?;
-    let mut times = Vec::new();
-    for _ in 0..a.repeats {
-        let t0 = Instant::now();
-        step_all()?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    ours.push(("train_all_logits", 8.0 * 128.0 / median(times)));
+    })?;
+    ours.push(("train_all_logits", 8.0 * 128.0 / t));
 
     // The same forward and scored-logits LoRA step with the frozen block
     // projections in bf16 (`Llama::set_projection_kind`); compared with
@@ -165,37 +161,13 @@ fn main() -> BoxResult<()> {
     // by switching it on (fast only on CPUs with bf16 matrix units).
     let mut model = Llama::from_gguf(&f, Device::Cpu)?;
     model.set_projection_kind(Kind::BFloat16)?;
-    let fwd16 = || -> BoxResult<Tensor> {
-        let h = tch::no_grad(|| {
-            model.forward_embeds(&model.embed(&batch)?, &mut KvCache::default(), None)
-        })?;
-        Ok(tch::no_grad(|| model.logits(&h))?)
-    };
-    let _ = fwd16()?;
-    let mut times = Vec::new();
-    for _ in 0..a.repeats {
-        let t0 = Instant::now();
-        let _ = fwd16()?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    ours.push(("forward_bf16", 8.0 * 128.0 / median(times)));
+    let t = median_secs(a.repeats, || forward_all_logits(&model, &batch))?;
+    ours.push(("forward_bf16", 8.0 * 128.0 / t));
     let vs = tch::nn::VarStore::new(Device::Cpu);
     model.attach_lora(&vs.root().sub("lora"), &graft_lora::LoraConfig::default())?;
     let mut opt = tch::nn::OptimizerConfig::build(tch::nn::AdamW::default(), &vs, 1e-4)?;
-    let mut step16 = || -> BoxResult<()> {
-        let lp = model.log_prob_sums_t(&pairs, true)?;
-        let loss = lp.sum(Kind::Float).f_neg()?.f_div_scalar(8.0 * 16.0)?;
-        opt.backward_step(&loss);
-        Ok(())
-    };
-    step16()?;
-    let mut times = Vec::new();
-    for _ in 0..a.repeats {
-        let t0 = Instant::now();
-        step16()?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    ours.push(("train_bf16", 8.0 * 128.0 / median(times)));
+    let t = median_secs(a.repeats, || scored_step(&model, &mut opt, &pairs))?;
+    ours.push(("train_bf16", 8.0 * 128.0 / t));
 
     // MiniLM sentence embeddings: 256 item-title-like sentences, batches of 32.
     let sentences: Vec<String> = (0..256)
@@ -211,14 +183,11 @@ fn main() -> BoxResult<()> {
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let (enc, _) = graft_lm::bert::SentenceEncoder::load(&a.minilm, Device::Cpu)?;
     let enc = enc.with_batch_size(32);
-    let _ = enc.encode(&refs[..32])?;
-    let mut times = Vec::new();
-    for _ in 0..a.repeats {
-        let t0 = Instant::now();
+    let t = median_secs(a.repeats, || {
         let _ = enc.encode(&refs)?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    ours.push(("minilm", refs.len() as f64 / median(times)));
+        Ok(())
+    })?;
+    ours.push(("minilm", refs.len() as f64 / t));
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/bench_lm.py");
     let out = Command::new(&a.python)
