@@ -506,9 +506,10 @@ impl Llama {
     /// [`Kind::BFloat16`] for a frozen base: each projection then runs in
     /// that kind and returns `f32`, while embeddings, norms, attention,
     /// the output head and LoRA adapters stay `f32`. On CPUs with bf16
-    /// matrix units this makes the forward and backward passes several
-    /// times faster, at bf16's precision (about 3 significant digits per
-    /// weight).
+    /// matrix units (AVX512-BF16, AMX) this makes SmolLM2's forward pass
+    /// and LoRA training step about 1.5-1.7x faster (`docs/benchmarks.md`),
+    /// at bf16's precision (about 3 significant digits per weight); on
+    /// CPUs without them it is slower.
     ///
     /// Call it before [`attach_lora`](Self::attach_lora) (the adapters wrap
     /// the matrices as they are then) and before

@@ -240,8 +240,8 @@ impl LoraLinear {
     }
 
     /// Adds `scaling * B A` to the base weight (in place, rounded to the
-    /// base's kind); the forward then skips the LoRA branch. Returns `false` (and does nothing) if already
-    /// merged.
+    /// base's kind); the forward then skips the LoRA branch. Returns
+    /// `false` (and does nothing) if already merged.
     ///
     /// While merged, `A` and `B` receive no gradient; unmerge before
     /// training further.
