@@ -138,6 +138,46 @@ struct Block {
     w_down: Tensor,
 }
 
+/// The seven projections of a block, by their Hugging Face module names, in
+/// the order of [`Block::projections`].
+const PROJECTIONS: [&str; 7] = [
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+];
+
+impl Block {
+    /// The projection matrices, in the order of [`PROJECTIONS`].
+    fn projections(&self) -> [&Tensor; 7] {
+        [
+            &self.wq,
+            &self.wk,
+            &self.wv,
+            &self.wo,
+            &self.w_gate,
+            &self.w_up,
+            &self.w_down,
+        ]
+    }
+
+    /// The projection matrices, mutably, in the order of [`PROJECTIONS`].
+    fn projections_mut(&mut self) -> [&mut Tensor; 7] {
+        [
+            &mut self.wq,
+            &mut self.wk,
+            &mut self.wv,
+            &mut self.wo,
+            &mut self.w_gate,
+            &mut self.w_up,
+            &mut self.w_down,
+        ]
+    }
+}
+
 /// Key/value cache of one generation: per layer `[B, kv_heads, T, head_dim]`.
 #[derive(Debug, Default)]
 pub struct KvCache {
@@ -540,15 +580,7 @@ impl Llama {
         }
         let _guard = tch::no_grad_guard();
         for b in &mut self.blocks {
-            for w in [
-                &mut b.wq,
-                &mut b.wk,
-                &mut b.wv,
-                &mut b.wo,
-                &mut b.w_gate,
-                &mut b.w_up,
-                &mut b.w_down,
-            ] {
+            for w in b.projections_mut() {
                 *w = w.f_to_kind(kind)?.f_detach()?;
             }
         }
@@ -581,27 +613,9 @@ impl Llama {
         path: &tch::nn::Path<'_>,
         cfg: &graft_lora::LoraConfig,
     ) -> Result<graft_lora::TrainableReport> {
-        const MODULES: [&str; 7] = [
-            "self_attn.q_proj",
-            "self_attn.k_proj",
-            "self_attn.v_proj",
-            "self_attn.o_proj",
-            "mlp.gate_proj",
-            "mlp.up_proj",
-            "mlp.down_proj",
-        ];
-        let mut base = Vec::with_capacity(self.blocks.len() * MODULES.len());
+        let mut base = Vec::with_capacity(self.blocks.len() * PROJECTIONS.len());
         for (i, blk) in self.blocks.iter().enumerate() {
-            let ws = [
-                &blk.wq,
-                &blk.wk,
-                &blk.wv,
-                &blk.wo,
-                &blk.w_gate,
-                &blk.w_up,
-                &blk.w_down,
-            ];
-            for (m, w) in MODULES.iter().zip(ws) {
+            for (m, w) in PROJECTIONS.iter().zip(blk.projections()) {
                 base.push((module_name(i, m), w.shallow_clone()));
             }
         }
@@ -937,19 +951,14 @@ impl Llama {
             self.embedding.shallow_clone(),
         )];
         for (i, b) in self.blocks.iter().enumerate() {
+            // Hugging Face's order: each norm before the projections it feeds.
             let n = |s: &str| format!("model.layers.{i}.{s}.weight");
-            for (name, t) in [
-                (n("input_layernorm"), &b.attn_norm),
-                (n("self_attn.q_proj"), &b.wq),
-                (n("self_attn.k_proj"), &b.wk),
-                (n("self_attn.v_proj"), &b.wv),
-                (n("self_attn.o_proj"), &b.wo),
-                (n("post_attention_layernorm"), &b.ffn_norm),
-                (n("mlp.gate_proj"), &b.w_gate),
-                (n("mlp.up_proj"), &b.w_up),
-                (n("mlp.down_proj"), &b.w_down),
-            ] {
-                out.push((name, t.shallow_clone()));
+            out.push((n("input_layernorm"), b.attn_norm.shallow_clone()));
+            for (m, w) in PROJECTIONS.iter().zip(b.projections()) {
+                if *m == "mlp.gate_proj" {
+                    out.push((n("post_attention_layernorm"), b.ffn_norm.shallow_clone()));
+                }
+                out.push((n(m), w.shallow_clone()));
             }
         }
         out.push(("model.norm.weight".to_string(), self.norm.shallow_clone()));

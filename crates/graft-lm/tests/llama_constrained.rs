@@ -101,3 +101,41 @@ fn continuation_scores_match_teacher_forcing() {
         }
     }
 }
+
+/// `named_parameters` lists each weight of the Hugging Face checkpoint once,
+/// under its Hugging Face name and shape, each norm before the projections
+/// it feeds.
+#[test]
+fn named_parameters_follow_the_hugging_face_checkpoint() {
+    let m = tiny();
+    let params = m.named_parameters();
+    let layer0: Vec<&str> = params
+        .iter()
+        .filter_map(|(n, _)| n.strip_prefix("model.layers.0."))
+        .collect();
+    assert_eq!(
+        layer0,
+        [
+            "input_layernorm.weight",
+            "self_attn.q_proj.weight",
+            "self_attn.k_proj.weight",
+            "self_attn.v_proj.weight",
+            "self_attn.o_proj.weight",
+            "post_attention_layernorm.weight",
+            "mlp.gate_proj.weight",
+            "mlp.up_proj.weight",
+            "mlp.down_proj.weight",
+        ]
+    );
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/llama_tiny/model.safetensors");
+    let shapes = |v: Vec<(String, Tensor)>| {
+        let mut s: Vec<(String, Vec<i64>)> = v.into_iter().map(|(n, t)| (n, t.size())).collect();
+        s.sort();
+        s
+    };
+    assert_eq!(
+        shapes(params),
+        shapes(Tensor::read_safetensors(file).unwrap())
+    );
+}

@@ -173,6 +173,7 @@ impl LoraLinear {
     /// Like every tch `forward`, on an input whose last dimension is not
     /// `in` or whose device differs from the layer's; use
     /// [`f_forward_t`](Self::f_forward_t) for an error instead.
+    #[allow(clippy::panic)] // documented above, as tch's `forward`
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         self.f_forward_t(x, train)
             .unwrap_or_else(|e| panic!("LoRA linear forward: {e}"))
