@@ -66,6 +66,10 @@ struct Args {
     /// on q_proj and v_proj) or full.
     #[arg(long, default_value = "lora")]
     finetune: Finetune,
+    /// With --finetune lora: run the frozen SmolLM2's block projections in
+    /// bf16 (faster on CPUs with AVX512-BF16 or AMX, slower on others).
+    #[arg(long)]
+    bf16: bool,
     /// Start from this Hugging Face T5 checkpoint directory instead of random weights.
     #[arg(long)]
     init_dir: Option<PathBuf>,
@@ -227,6 +231,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         Backbone::Llama { .. } => Backbone::Llama {
             weights: args.gguf.clone(),
             finetune: args.finetune.clone(),
+            bf16_base: args.bf16,
         },
         b => b.clone(),
     };

@@ -142,8 +142,12 @@ impl ElmrecModel {
     ) -> Result<Self> {
         cfg.validate()?;
         let (net, d) = match &cfg.backbone {
-            Backbone::Llama { weights, finetune } => {
-                let net = load_llama(weights, finetune, cfg.seed, device)?;
+            Backbone::Llama {
+                weights,
+                finetune,
+                bf16_base,
+            } => {
+                let net = load_llama(weights, finetune, *bf16_base, cfg.seed, device)?;
                 let d = net.llama.config().hidden;
                 (Net::Llama(net), d)
             }
@@ -803,11 +807,12 @@ impl ElmrecModel {
 }
 
 /// Loads a LLaMA backbone from a GGUF file or a Hugging Face directory and
-/// prepares it for `finetune` (LoRA adapters seeded with `seed`, or every
-/// weight trainable).
+/// prepares it for `finetune` (LoRA adapters seeded with `seed`, over bf16
+/// block projections when `bf16_base`, or every weight trainable).
 fn load_llama(
     weights: &std::path::Path,
     finetune: &Finetune,
+    bf16_base: bool,
     seed: u64,
     device: Device,
 ) -> Result<LlamaNet> {
@@ -834,6 +839,9 @@ fn load_llama(
     })?;
     let lora = match finetune {
         Finetune::Lora(cfg) => {
+            if bf16_base {
+                llama.set_projection_kind(tch::Kind::BFloat16)?;
+            }
             tch::manual_seed(seed as i64 ^ 0x10aa);
             let vs = tch::nn::VarStore::new(device);
             llama.attach_lora(&vs.root().sub("lora"), cfg)?;

@@ -79,6 +79,7 @@ fn cfg(variant: Variant, finetune: Finetune) -> ElmrecConfig {
         backbone: Backbone::Llama {
             weights: fixture(),
             finetune,
+            bf16_base: false,
         },
         alpha_direct: 1.0,
         alpha_sequential: 1.0,
@@ -334,6 +335,63 @@ fn lora_trains_only_adapters_and_tables_full_trains_everything() {
     let _ = Kind::Float;
 }
 
+/// A bf16 base (LoRA only) keeps the projections in bf16 and frozen, trains
+/// the adapters and tables, and scores candidates like the f32 base up to
+/// bf16 rounding; with full fine-tuning it is a configuration error.
+#[test]
+fn bf16_base_under_lora_scores_like_f32_and_trains_the_adapters() {
+    let split = split();
+    let c32 = cfg(Variant::Elmrec, lora());
+    let with_bf16 = |finetune: Finetune| ElmrecConfig {
+        backbone: Backbone::Llama {
+            weights: fixture(),
+            finetune,
+            bf16_base: true,
+        },
+        ..c32.clone()
+    };
+    let c16 = with_bf16(lora());
+    let m32 = ElmrecModel::new(&c32, &split, tokenizer(), Device::Cpu).expect("f32 model");
+    let m16 = ElmrecModel::new(&c16, &split, tokenizer(), Device::Cpu).expect("bf16 model");
+    let llama = m16.llama().expect("llama");
+    assert_eq!(llama.projection_kind(), Kind::BFloat16);
+    let d = Example {
+        task: Task::Direct,
+        user: 2,
+        history: vec![],
+        candidates: vec![3, 17, 42, 5],
+        target: 17,
+    };
+    let s32 = m32
+        .score_candidates(&d, &m32.tables().expect("tables"))
+        .expect("f32 scores");
+    let s16 = m16
+        .score_candidates(&d, &m16.tables().expect("tables"))
+        .expect("bf16 scores");
+    for (a, b) in s32.iter().zip(&s16) {
+        assert!((a - b).abs() < 0.01, "f32 {a} vs bf16 {b}");
+    }
+    let base = snapshot(&llama.named_parameters());
+    let trained = snapshot(&m16.named_parameters());
+    one_step(&m16, &c16, &split);
+    assert!(
+        changed(&base, &snapshot(&llama.named_parameters())).is_empty(),
+        "bf16 base weights moved"
+    );
+    let moved = changed(&trained, &snapshot(&m16.named_parameters()));
+    assert!(
+        moved.iter().any(|m| m.ends_with("lora_B.weight")),
+        "{moved:?}"
+    );
+    assert!(moved.iter().any(|m| m == "graph.e0"), "{moved:?}");
+
+    let full = with_bf16(Finetune::Full);
+    let Err(err) = ElmrecModel::new(&full, &split, tokenizer(), Device::Cpu) else {
+        panic!("bf16 with full fine-tuning was accepted");
+    };
+    assert!(err.to_string().contains("bf16_base is for LoRA"), "{err}");
+}
+
 /// The SmolLM2-135M-Instruct GGUF (`$GRAFT_SMOLLM2_GGUF`, else
 /// `.cache/models/...`); `None` (with a `SKIPPED:` line) when absent.
 fn smollm2_gguf() -> Option<PathBuf> {
@@ -364,6 +422,7 @@ fn smollm2_with_lora_scores_and_generates_items() {
         backbone: Backbone::Llama {
             weights: gguf,
             finetune: lora(),
+            bf16_base: false,
         },
         sigma: 6.0,
         alpha_direct: 0.1,
