@@ -8,7 +8,7 @@
 //!
 //! ```sh
 //! cargo run --release --example curves -- --what eval --y-label "validation AUC" \
-//!   --title "ELCoRec on ML-100K: validation AUC (200 samples)" \
+//!   --title "ELCoRec (SmolLM2 + LoRA) on ML-100K: validation AUC on 200 samples" \
 //!   --out docs/results/img/elcorec_ml100k_validation_auc.png docs/results/elcorec/ml-100k/smollm2-*
 //! ```
 //!
