@@ -63,40 +63,13 @@ fn fixture() -> PathBuf {
 /// `</s>` 2, lower-case letters, digits, punctuation) plus the placeholder
 /// as an atomic special token.
 fn tokenizer() -> tokenizers::Tokenizer {
-    let mut vocab = serde_json::Map::new();
-    let symbols = ["<unk>", "<s>", "</s>"]
-        .into_iter()
-        .map(String::from)
-        .chain(('a'..='z').map(String::from))
-        .chain(('0'..='9').map(String::from))
-        .chain(
-            ["_", ",", ".", ":", "?", "(", ")", "*", "'", "-"]
-                .into_iter()
-                .map(String::from),
-        );
-    for (i, s) in symbols.enumerate() {
-        vocab.insert(s, serde_json::json!(i));
-    }
-    let ph = vocab.len();
-    vocab.insert(PLACEHOLDER.into(), serde_json::json!(ph));
-    assert!(vocab.len() <= 64);
-    let json = serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": [{"id": ph, "content": PLACEHOLDER, "single_word": false, "lstrip": false,
-                          "rstrip": false, "normalized": false, "special": true}],
-        "normalizer": {"type": "Lowercase"},
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": null,
-        "decoder": null,
-        "model": {
-            "type": "BPE", "dropout": null, "unk_token": "<unk>",
-            "continuing_subword_prefix": null, "end_of_word_suffix": null,
-            "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []
-        }
-    });
-    tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).expect("tokenizer")
+    let chars = ('a'..='z')
+        .chain('0'..='9')
+        .chain(['_', ',', '.', ':', '?', '(', ')', '*', '\'', '-']);
+    let tok =
+        graft_lm::tokenizer::char_level_tokenizer(chars, &[PLACEHOLDER], true).expect("tokenizer");
+    assert!(tok.get_vocab_size(true) <= 64);
+    tok
 }
 
 /// Item "text embeddings" that put items of one cluster close together.

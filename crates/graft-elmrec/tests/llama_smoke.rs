@@ -23,42 +23,14 @@ fn fixture() -> PathBuf {
 
 /// A character-level tokenizer inside the fixture's 64-token vocabulary:
 /// `<unk>` 0, `<s>` 1, `</s>` 2 (the fixture's EOS), lower-case letters,
-/// digits and the prompts' punctuation; anything else is `<unk>`. Splits on
-/// whitespace and keeps byte offsets, as whole-word ids need.
+/// digits and the prompts' punctuation; anything else is `<unk>`.
 fn tokenizer() -> tokenizers::Tokenizer {
-    let mut vocab = serde_json::Map::new();
-    let symbols = ["<unk>", "<s>", "</s>"]
-        .into_iter()
-        .map(String::from)
-        .chain(('a'..='z').map(String::from))
-        .chain(('0'..='9').map(String::from))
-        .chain(["_", ",", ".", ":", "?"].into_iter().map(String::from));
-    for (i, s) in symbols.enumerate() {
-        vocab.insert(s, serde_json::json!(i));
-    }
-    assert!(vocab.len() <= 64);
-    let json = serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": [],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": null,
-        "decoder": null,
-        "model": {
-            "type": "BPE",
-            "dropout": null,
-            "unk_token": "<unk>",
-            "continuing_subword_prefix": null,
-            "end_of_word_suffix": null,
-            "fuse_unk": false,
-            "byte_fallback": false,
-            "vocab": vocab,
-            "merges": []
-        }
-    });
-    tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).expect("tokenizer")
+    let chars = ('a'..='z')
+        .chain('0'..='9')
+        .chain(['_', ',', '.', ':', '?']);
+    let tok = graft_lm::tokenizer::char_level_tokenizer(chars, &[], false).expect("tokenizer");
+    assert!(tok.get_vocab_size(true) <= 64);
+    tok
 }
 
 fn split() -> LeaveOneOut {

@@ -148,3 +148,72 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<Tokenizer> {
     tok.add_special_tokens(&special);
     Ok(tok)
 }
+
+/// A character-level tokenizer for tests and tiny models (e.g. a random
+/// LLaMA with a 64-token vocabulary): ids `<unk>` 0, `<s>` 1, `</s>` 2, then
+/// one token per character of `chars` in order, then the `special` tokens
+/// (matched whole before splitting, e.g. a soft-prompt placeholder). Text
+/// is split on whitespace and between word and punctuation characters,
+/// with byte offsets (whole-word ids need them); with `lowercase` it is
+/// lower-cased first. A character outside `chars` becomes `<unk>`.
+///
+/// ```
+/// use graft_lm::tokenizer::char_level_tokenizer;
+///
+/// let tok = char_level_tokenizer(('a'..='z').chain('0'..='9').chain(['_']), &["<ph>"], true)?;
+/// let enc = tok.encode("User_12 <ph>!", false).map_err(|e| e.to_string()).unwrap();
+/// assert_eq!(enc.get_tokens(), ["u", "s", "e", "r", "_", "1", "2", "<ph>", "<unk>"]);
+/// assert_eq!(enc.get_ids()[..2], [3 + 20, 3 + 18]); // 'u', 's'
+/// assert_eq!(enc.get_offsets()[7], (8, 12));
+/// assert!(char_level_tokenizer(['a', 'a'], &[], false).is_err());
+/// # Ok::<(), graft_lm::LmError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`LmError::Tokenizer`] for a character listed twice or one of `<unk>`,
+/// `<s>`, `</s>` among `special`.
+pub fn char_level_tokenizer(
+    chars: impl IntoIterator<Item = char>,
+    special: &[&str],
+    lowercase: bool,
+) -> Result<Tokenizer> {
+    let base = ["<unk>", "<s>", "</s>"].map(String::from);
+    let mut vocab: HashMap<String, u32> = HashMap::new();
+    for (id, t) in base
+        .into_iter()
+        .chain(chars.into_iter().map(String::from))
+        .enumerate()
+    {
+        let id = u32::try_from(id).map_err(|_| tok_err("more than u32::MAX tokens"))?;
+        if vocab.insert(t.clone(), id).is_some() {
+            return Err(tok_err(format!("token {t:?} appears twice")));
+        }
+    }
+    if let Some(s) = special.iter().find(|s| vocab.contains_key(**s)) {
+        return Err(tok_err(format!(
+            "special token {s:?} is already in the vocabulary"
+        )));
+    }
+    let bpe = BPE::builder()
+        .vocab_and_merges(
+            vocab
+                .into_iter()
+                .collect::<tokenizers::models::bpe::Vocab>(),
+            Vec::new(),
+        )
+        .unk_token("<unk>".into())
+        .build()
+        .map_err(|e| tok_err(format!("BPE: {e}")))?;
+    let mut tok = Tokenizer::new(bpe);
+    tok.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace));
+    if lowercase {
+        tok.with_normalizer(Some(tokenizers::normalizers::Lowercase));
+    }
+    let special: Vec<AddedToken> = special
+        .iter()
+        .map(|s| AddedToken::from(s.to_string(), true))
+        .collect();
+    tok.add_special_tokens(&special);
+    Ok(tok)
+}
