@@ -85,8 +85,9 @@ struct Args {
     /// LLM learning rate (LoRA and projection).
     #[arg(long, default_value_t = 3e-4)]
     lr: f64,
-    /// Run the frozen SmolLM2's block projections in bf16 (about 1.5x
-    /// faster on CPUs with AVX512-BF16 or AMX, slower on others).
+    /// Run the frozen SmolLM2's block projections in bf16 (1.5-2.2x faster
+    /// per step measured on CPUs with AVX512-BF16 or AMX; likely slower on
+    /// CPUs without them).
     #[arg(long)]
     bf16: bool,
     /// LLM validation every this many steps.

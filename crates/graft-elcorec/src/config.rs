@@ -208,9 +208,10 @@ pub struct LlmConfig {
     /// Seed of the initialisation, the sample order and dropout.
     pub seed: u64,
     /// Runs the frozen LLM's block projections in bf16
-    /// ([`graft_lm::Llama::set_projection_kind`]): about 1.5x faster per
-    /// step on CPUs with bf16 matrix units (AVX512-BF16, AMX), slower
-    /// elsewhere; adapters, projection and everything else stay `f32`.
+    /// ([`graft_lm::Llama::set_projection_kind`]): 1.5-2.2x faster per
+    /// step measured on CPUs with bf16 instructions (AVX512-BF16, AMX),
+    /// likely slower elsewhere; adapters, projection and everything else
+    /// stay `f32`.
     pub bf16_base: bool,
 }
 

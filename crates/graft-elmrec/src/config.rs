@@ -154,8 +154,8 @@ pub enum Backbone {
         /// Runs the frozen base's block projections in bf16
         /// ([`Llama::set_projection_kind`](graft_lm::llama::Llama::set_projection_kind)),
         /// under f32 adapters: faster on CPUs with bf16 instructions
-        /// (AVX512-BF16, AMX), slower on others. LoRA only: full
-        /// fine-tuning trains the base in f32.
+        /// (AVX512-BF16, AMX; see `docs/benchmarks.md`), likely slower on
+        /// others. LoRA only: full fine-tuning trains the base in f32.
         #[serde(default)]
         bf16_base: bool,
     },

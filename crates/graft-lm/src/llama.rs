@@ -546,10 +546,12 @@ impl Llama {
     /// [`Kind::BFloat16`] for a frozen base: each projection then runs in
     /// that kind and returns `f32`, while embeddings, norms, attention,
     /// the output head and LoRA adapters stay `f32`. On CPUs with bf16
-    /// matrix units (AVX512-BF16, AMX) this makes SmolLM2's forward pass
-    /// and LoRA training step about 1.5-1.7x faster (`docs/benchmarks.md`),
+    /// instructions (AVX512-BF16, AMX) this makes SmolLM2's forward pass
+    /// and LoRA training step 1.5-2.2x faster (measured on an Intel Xeon
+    /// with AMX and an AMD EPYC with AVX512-BF16, `docs/benchmarks.md`),
     /// at bf16's precision (about 3 significant digits per weight); on
-    /// CPUs without them it is slower.
+    /// CPUs without them bf16 products are emulated, likely slower (not
+    /// measured).
     ///
     /// Call it before [`attach_lora`](Self::attach_lora) (the adapters wrap
     /// the matrices as they are then) and before
