@@ -304,7 +304,6 @@ fn lora_trains_only_adapters_and_tables_full_trains_everything() {
         .iter()
         .any(|m| m == "llama.model.layers.0.self_attn.q_proj.weight"));
     assert!(moved.iter().any(|m| m == "llama.lm_head.weight"));
-    let _ = Kind::Float;
 }
 
 /// A bf16 base (LoRA only) keeps the projections in bf16 and frozen, trains

@@ -16,8 +16,9 @@
 //! bf16 (`Llama::set_projection_kind`), against the same f32 transformers
 //! numbers; and all-MiniLM-L6-v2 sentence embeddings of 256 short
 //! sentences in batches of 32 (sentences/s) against transformers'
-//! `AutoModel` + mean pooling. The Python side is `python/bench_lm.py` (transformers loading the same GGUF, float32); it
-//! needs `pip install transformers gguf accelerate` in the venv.
+//! `AutoModel` + mean pooling. The Python side is `python/bench_lm.py`
+//! (transformers loading the same GGUF, float32); it needs
+//! `pip install transformers gguf accelerate` in the venv.
 
 use std::path::PathBuf;
 use std::process::Command;
