@@ -21,9 +21,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use graft::data::{self, Format, LeaveOneOut, LoadOptions};
-use graft_baselines::{EvalSet, Split};
-use graft_elmrec::experiment::{lm_rows, run_baselines, BaselineSettings};
+use graft::data::{self, Format, GraphEdges, LeaveOneOut, LoadOptions, Reindex};
+use graft_elmrec::experiment::{lm_rows, run_baselines, Baseline, BaselineSettings, Protocol};
 use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
 use graft_elmrec::{
     markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, Finetune, TaskMix, Variant,
@@ -140,6 +139,28 @@ struct Args {
     /// Reranking: extra items N beyond K before history items are dropped.
     #[arg(long, default_value_t = 15)]
     rerank_n: usize,
+    /// Item numbering (beyond both papers): original (P5's, nearly
+    /// sequential) or random (a seeded renumbering before any prompt or
+    /// graph is built, so ID numbers carry no order).
+    #[arg(long, default_value = "original")]
+    reindex: Reindex,
+    /// Pairs the whole-word graph and the graph baselines are built from
+    /// (beyond both papers): train (leave-one-out train pairs, clean),
+    /// share:P (a seeded random share P of all pairs, test pairs included;
+    /// 0.535 mimics the official Beauty graph) or all.
+    #[arg(long, default_value = "train")]
+    graph_edges: GraphEdges,
+    /// Comma-separated baselines to run: popularity, sequential-index,
+    /// random-propagation, lightgcn-bpr, sasrec.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "popularity,sequential-index,random-propagation,lightgcn-bpr,sasrec"
+    )]
+    baselines: Vec<Baseline>,
+    /// SASRec wall-clock budget in minutes (0 = skip SASRec).
+    #[arg(long, default_value_t = 15.0)]
+    sasrec_minutes: f64,
     /// LightGCN-BPR epochs (early-stopped on validation).
     #[arg(long, default_value_t = 200)]
     bpr_epochs: usize,
@@ -215,13 +236,17 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         resamples: args.resamples,
         seed: args.seed,
     };
-    let test = EvalSet::build(
-        &split,
-        Split::Test,
-        eval.test_users,
-        eval.negatives,
-        eval.seed,
-    )?;
+    let protocol = Protocol::new(&split, args.reindex, &eval, args.valid_users)?;
+    let (split, test) = (&protocol.split, &protocol.test);
+    // Non-default protocol settings name every row and run directory.
+    let mut tag = String::new();
+    if args.reindex != Reindex::Original {
+        tag.push_str(&format!(" [reindex {}]", args.reindex));
+    }
+    let graph_tag = match args.graph_edges {
+        GraphEdges::Train => String::new(),
+        e => format!(" [graph {e}]"),
+    };
     println!(
         "test: {} seeded users x (1 target + {} negatives); sequential over all {} items",
         test.cases.len(),
@@ -265,23 +290,34 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         patience: Some(args.patience),
         valid_users: args.valid_users,
         seed: args.seed,
+        graph_edges: args.graph_edges,
+        reindex: args.reindex,
         ..ElmrecConfig::default()
     };
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
     let mut rows = Vec::new();
     if !args.no_baselines {
-        let valid = EvalSet::build(
-            &split,
-            Split::Valid,
-            Some(args.valid_users),
-            args.negatives,
-            args.seed ^ 0x7a11d,
-        )?;
+        let valid = &protocol.valid;
         let mut bs = BaselineSettings::new(64, args.layers, args.sigma, args.seed);
         bs.bpr.epochs = args.bpr_epochs;
         bs.bpr.max_seconds = Some(args.bpr_minutes * 60.0);
-        println!("baselines: popularity, random propagation, LightGCN-BPR (early-stopped on {} validation users)", valid.cases.len());
-        rows.extend(run_baselines(&split, &test, &valid, &bs, &eval.ks, &boot)?);
+        bs.graph_edges = args.graph_edges;
+        bs.run = args.baselines.clone();
+        bs.sasrec = (args.sasrec_minutes > 0.0).then(|| graft_baselines::SasRecConfig {
+            max_seconds: Some(args.sasrec_minutes * 60.0),
+            seed: args.seed,
+            ..graft_baselines::SasRecConfig::default()
+        });
+        println!(
+            "baselines: {:?} (LightGCN-BPR and SASRec early-stopped on {} validation users)",
+            bs.run,
+            valid.cases.len()
+        );
+        let base = run_baselines(split, test, valid, &bs, &eval.ks, &boot, rt.device)?;
+        rows.extend(base.into_iter().map(|mut r| {
+            r.method.push_str(&tag);
+            r
+        }));
     }
     let tok = match &backbone {
         Backbone::Llama { weights, .. } => {
@@ -298,10 +334,17 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     for v in variants {
         let cfg = base_cfg.clone().with_variant(*v);
         // T5 runs keep their directory names; SmolLM2 runs get their own.
-        let dir = match label {
-            "t5" => args.out.join(v.name()),
-            _ => args.out.join(format!("{label}-{}", v.name())),
+        let mut name = match label {
+            "t5" => v.name().to_string(),
+            _ => format!("{label}-{}", v.name()),
         };
+        if args.reindex != Reindex::Original {
+            name.push_str(&format!("-reindex-{}", args.reindex));
+        }
+        if args.graph_edges != GraphEdges::Train {
+            name.push_str(&format!("-graph-{}", args.graph_edges).replace(':', ""));
+        }
+        let dir = args.out.join(name);
         println!(
             "training {label} {} ({:?} direct, {:?} sequential) in {} (budget {:.0} min)",
             v.name(),
@@ -310,7 +353,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             dir.display(),
             args.budget_minutes
         );
-        let result = train_and_evaluate(&cfg, &eval, &split, &test, tok.clone(), &dir, rt)?;
+        let result = train_and_evaluate(&cfg, &eval, split, test, tok.clone(), &dir, rt)?;
         println!(
             "  {} steps ({}), best validation loss {:.4} at step {:?}, {:.0} s training, {:.0} s evaluation",
             result.training.steps,
@@ -320,7 +363,10 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             result.training.seconds,
             result.test.seconds
         );
-        rows.extend(lm_rows(&format!("{label} {}", v.name()), &result));
+        rows.extend(lm_rows(
+            &format!("{label} {}{tag}{graph_tag}", v.name()),
+            &result,
+        ));
         curves.push((v.name().to_string(), run_log(&dir)?));
     }
     let table = markdown_table(&rows, &eval.ks);
@@ -344,7 +390,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             combine: graft::propagate::LayerCombine::Mean,
         };
         let p = args.out.join("embeddings_2d.png");
-        let o = plots::embedding_panels(&split, &prop, 4, &p)?;
+        let o = plots::embedding_panels(split, &prop, 4, &p)?;
         println!(
             "wrote {}{}",
             p.display(),

@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use graft_data::rng::{below, shuffle, stream_rng};
-use graft_data::LeaveOneOut;
+use graft_data::{GraphEdges, LeaveOneOut};
 use graft_propagate::{normal_embeddings, LayerCombine, SparseLayout, TchPropagator};
 
 use crate::embedding::DotScorer;
 use crate::error::{BaselineError, Result};
-use crate::popularity::train_graph;
+use crate::popularity::graph_from;
 use crate::protocol::{derive_seed, EvalSet};
 use crate::scoring::ItemScorer;
 
@@ -48,8 +48,13 @@ pub struct BprConfig {
     pub init_std: f32,
     /// Layout of the sparse adjacency tensor.
     pub layout: SparseLayout,
-    /// Seed of `E0`, the edge order and the negatives.
+    /// Seed of `E0`, the edge order and the negatives (and of the graph's
+    /// share of pairs, with [`GraphEdges::Share`]).
     pub seed: u64,
+    /// Which pairs the propagation graph holds ([`GraphEdges::Train`]; the
+    /// others leak validation and test pairs into it). The BPR positives
+    /// are the train pairs whatever the graph.
+    pub graph: GraphEdges,
 }
 
 impl Default for BprConfig {
@@ -67,6 +72,7 @@ impl Default for BprConfig {
             init_std: 0.1,
             layout: SparseLayout::Csr,
             seed: 2024,
+            graph: GraphEdges::Train,
         }
     }
 }
@@ -95,6 +101,7 @@ impl BprConfig {
         if self.patience == Some(0) {
             return bad("patience must be at least 1 (or None)");
         }
+        self.graph.validate()?;
         Ok(())
     }
 }
@@ -254,7 +261,7 @@ impl LightGcnBpr {
     ) -> Result<(Self, Vec<EpochLog>)> {
         cfg.validate()?;
         let t0 = Instant::now();
-        let g = train_graph(loo)?;
+        let g = graph_from(loo, cfg.graph, cfg.seed)?;
         let (nu, ni, n) = (g.n_users(), g.n_items(), g.n_nodes());
         let prop = TchPropagator::new(&g.normalized()?, cfg.layout, Device::Cpu)?;
         let combine = LayerCombine::Mean;
@@ -278,7 +285,11 @@ impl LightGcnBpr {
             .f_detach()?
             .f_set_requires_grad(true)?;
         let mut adam = Adam::new(&e0, cfg.lr)?;
-        let name = format!("lightgcn-bpr(d={},L={})", cfg.dim, cfg.layers);
+        let graph = match cfg.graph {
+            GraphEdges::Train => String::new(),
+            e => format!(",graph={e}"),
+        };
+        let name = format!("lightgcn-bpr(d={},L={}{graph})", cfg.dim, cfg.layers);
         let propagated = |e0: &Tensor| -> Result<Array2<f32>> {
             let out = tch::no_grad(|| prop.forward(e0, cfg.layers, &combine))?;
             to_array(&out)

@@ -52,6 +52,14 @@ pub enum BaselineError {
         /// What is wrong.
         reason: String,
     },
+    /// An evaluation set would have no case.
+    #[error("no {split} evaluation case: {reason}")]
+    NoCases {
+        /// `"valid"` or `"test"`.
+        split: &'static str,
+        /// Why (no eligible user, or too few items for the negatives).
+        reason: String,
+    },
     /// Training diverged (a non-finite loss).
     #[error("training diverged: loss {loss} at epoch {epoch}")]
     Diverged {

@@ -14,9 +14,13 @@
 //!   with bootstrap confidence intervals for the three rankings.
 //! * **Baselines**: [`Popularity`] (train degree), [`RandomPropagation`]
 //!   (ELMRec's graph-aware random-feature vectors with no language model,
-//!   dot-product scores) and [`LightGcnBpr`] (LightGCN trained with BPR on
-//!   graft-propagate's differentiable libtorch kernel), plus the floors
-//!   [`Constant`] and [`RandomScorer`].
+//!   dot-product scores), [`LightGcnBpr`] (LightGCN trained with BPR on
+//!   graft-propagate's differentiable libtorch kernel), [`SasRec`]
+//!   (self-attentive sequential recommendation, in tch) and
+//!   [`SequentialIndex`] (the `max(history) + 1` rule that P5's nearly
+//!   sequential item numbers reward), plus the floors [`Constant`] and
+//!   [`RandomScorer`]. The graph baselines take the graph's edge source
+//!   ([`graft_data::GraphEdges`]) to measure a leaky graph.
 //!
 //! ```
 //! use graft_baselines::{evaluate, EvalSet, Popularity, RandomPropagation, Split};
@@ -43,15 +47,19 @@ mod error;
 mod popularity;
 mod protocol;
 mod random_propagation;
+mod sasrec;
 mod scoring;
+mod sequential_index;
 
 pub use bpr::{direct_hr_at, BprConfig, EpochLog, LightGcnBpr};
 pub use embedding::DotScorer;
 pub use error::{BaselineError, Result};
-pub use popularity::{train_graph, Constant, Popularity, RandomScorer};
+pub use popularity::{graph_from, train_graph, Constant, Popularity, RandomScorer};
 pub use protocol::{EvalCase, EvalSet, Split};
 pub use random_propagation::RandomPropagation;
+pub use sasrec::{SasRec, SasRecConfig, SasRecEpoch};
 pub use scoring::{
     case_ranks, direct_rank, evaluate, full_rank, rank_cases, report_from_ranks, CaseRanks,
     HistoryFilter, ItemScorer, ProtocolReport,
 };
+pub use sequential_index::SequentialIndex;

@@ -1,6 +1,6 @@
 //! The train-degree popularity baseline.
 
-use graft_data::LeaveOneOut;
+use graft_data::{GraphEdges, LeaveOneOut};
 
 use crate::error::{BaselineError, Result};
 use crate::scoring::ItemScorer;
@@ -104,6 +104,22 @@ impl ItemScorer for RandomScorer {
             .map(|_| graft_data::rng::unit_f64(&mut rng) as f32)
             .collect())
     }
+}
+
+/// The user-item graph of `loo` from the pairs `edges` selects
+/// ([`GraphEdges::edges`]; `seed` draws a `Share`).
+///
+/// # Errors
+/// [`BaselineError::Data`] for an invalid share, [`BaselineError::Graph`]
+/// for an item id `>= loo.n_items`.
+pub fn graph_from(
+    loo: &LeaveOneOut,
+    edges: GraphEdges,
+    seed: u64,
+) -> Result<graft_graph::BipartiteGraph> {
+    let pairs = edges.edges(loo, seed)?;
+    graft_graph::BipartiteGraph::from_edges(loo.n_users(), loo.n_items, pairs)
+        .map_err(BaselineError::from)
 }
 
 /// The train graph of `loo` (train edges only).

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use graft_data::rng::{shuffle, stream_rng};
-use graft_data::{DataError, LeaveOneOut, NegativeSampler};
+use graft_data::{DataError, ItemPermutation, LeaveOneOut, NegativeSampler};
 
 use crate::error::{BaselineError, Result};
 
@@ -121,7 +121,9 @@ impl EvalSet {
     /// # Errors
     /// [`BaselineError::Config`] for `negatives == 0` or
     /// `max_users == Some(0)`; [`BaselineError::Data`] if an item id is out
-    /// of range of `loo.n_items`.
+    /// of range of `loo.n_items`; [`BaselineError::NoCases`] when no case
+    /// can be built (no user has a target in `split`, or none has
+    /// `negatives` items outside their own).
     ///
     /// # Complexity
     /// O(U + sum of history lengths + cases · negatives) expected.
@@ -194,6 +196,31 @@ impl EvalSet {
                 candidates,
             });
         }
+        if cases.is_empty() {
+            let reason = if eligible.is_empty() {
+                let needs = match split {
+                    Split::Valid => "at least 3 interactions",
+                    Split::Test => "at least 2 interactions",
+                };
+                format!(
+                    "no user has a {} item (leave-one-out gives one only to users with {needs}; \
+                     this dataset has {} users and none qualifies)",
+                    split.name(),
+                    loo.n_users()
+                )
+            } else {
+                format!(
+                    "every one of the {} eligible users has fewer than {negatives} items outside \
+                     their own interactions (the dataset has {} items): ask for fewer negatives",
+                    skipped_users.len(),
+                    loo.n_items
+                )
+            };
+            return Err(BaselineError::NoCases {
+                split: split.name(),
+                reason,
+            });
+        }
         cases.sort_by_key(|c| c.user);
         skipped_users.sort_unstable();
         Ok(EvalSet {
@@ -204,6 +231,31 @@ impl EvalSet {
             cases,
             skipped_users,
         })
+    }
+
+    /// The same cases with every item renamed by `perm` (history, target
+    /// and candidates; users and candidate order unchanged): the evaluation
+    /// of a model trained on [`ItemPermutation::apply_split`]'s split sees
+    /// exactly the items, negatives and users of the original set.
+    ///
+    /// # Errors
+    /// [`BaselineError::Data`] for an item outside the permutation, or a
+    /// permutation whose length is not [`n_items`](Self::n_items).
+    pub fn renamed(&self, perm: &ItemPermutation) -> Result<Self> {
+        if self.n_items != 0 && perm.len() != self.n_items {
+            return Err(BaselineError::Config(format!(
+                "a permutation of {} items cannot rename an evaluation set over {} items",
+                perm.len(),
+                self.n_items
+            )));
+        }
+        let mut out = self.clone();
+        for c in &mut out.cases {
+            perm.apply_all(&mut c.history)?;
+            perm.apply_all(&mut c.candidates)?;
+            c.target = perm.try_apply(c.target)?;
+        }
+        Ok(out)
     }
 
     /// Number of cases.

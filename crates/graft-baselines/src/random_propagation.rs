@@ -2,12 +2,12 @@
 
 use ndarray::ArrayView2;
 
-use graft_data::LeaveOneOut;
+use graft_data::{GraphEdges, LeaveOneOut};
 use graft_propagate::{LightGcnConfig, Propagator, RustCsr};
 
 use crate::embedding::DotScorer;
 use crate::error::Result;
-use crate::popularity::train_graph;
+use crate::popularity::graph_from;
 use crate::scoring::ItemScorer;
 
 /// LightGCN random-feature propagation of the train graph, scored by dot
@@ -37,11 +37,27 @@ impl RandomPropagation {
     /// # Complexity
     /// O(L · nnz · dim) with nnz = 2 · train edges.
     pub fn fit(loo: &LeaveOneOut, cfg: &LightGcnConfig) -> Result<Self> {
-        let g = train_graph(loo)?;
+        Self::fit_on(loo, cfg, GraphEdges::Train)
+    }
+
+    /// As [`fit`](Self::fit), over the graph `edges` selects (a `Share` is
+    /// drawn with `cfg.seed`): [`GraphEdges::Share`] and
+    /// [`GraphEdges::All`] put validation and test pairs into the graph,
+    /// to measure what that leak is worth.
+    ///
+    /// # Errors
+    /// As [`fit`](Self::fit), and [`BaselineError::Data`](crate::BaselineError::Data)
+    /// for an invalid share.
+    pub fn fit_on(loo: &LeaveOneOut, cfg: &LightGcnConfig, edges: GraphEdges) -> Result<Self> {
+        let g = graph_from(loo, edges, cfg.seed)?;
         let e0 = cfg.initial_embeddings(g.n_nodes())?;
         let table = RustCsr::for_graph(&g)?.propagate(e0.view(), cfg.layers, &cfg.combine)?;
+        let graph = match edges {
+            GraphEdges::Train => String::new(),
+            e => format!(",graph={e}"),
+        };
         let name = format!(
-            "random-propagation(d={},L={},sigma={})",
+            "random-propagation(d={},L={},sigma={}{graph})",
             cfg.dim, cfg.layers, cfg.sigma
         );
         let scorer = DotScorer::from_node_table(name, table, g.n_users(), g.n_items())?;

@@ -10,6 +10,8 @@
 //!   [`LoadReport`].
 //! * **Splits**: [`LeaveOneOut`] (ELMRec/POD) and [`CtrSplit`] (ELCoRec/ReLLa).
 //! * **Negatives**: [`NegativeSampler`], identical across runs and machines.
+//! * **Protocol leaks as options** ([`leaks`]): a seeded random item
+//!   renumbering ([`Reindex`]) and the graph's edge source ([`GraphEdges`]).
 //! * **ELCoRec side information** ([`features`]): GAT codes, item texts,
 //!   prompt profiles.
 //! * **Synthetic data**: [`synthetic::planted_clusters`] for fast tests.
@@ -29,6 +31,7 @@ pub mod dataset;
 pub mod error;
 pub mod features;
 pub mod formats;
+pub mod leaks;
 pub mod negative;
 pub mod read;
 pub mod rng;
@@ -38,6 +41,7 @@ pub mod synthetic;
 pub use dataset::{Dataset, DatasetStats, IdMap, Interaction, ItemInfo, UserInfo};
 pub use error::{DataError, Result};
 pub use formats::{load, load_auto, Format, LoadOptions};
+pub use leaks::{GraphEdges, ItemPermutation, Reindex};
 pub use negative::NegativeSampler;
 pub use read::{LoadReport, ParseMode, SkippedLine};
 pub use split::{

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use graft_data::{GraphEdges, Reindex};
 use graft_lm::T5Config;
 use graft_lora::LoraConfig;
 use serde::{Deserialize, Serialize};
@@ -278,6 +279,25 @@ pub struct ElmrecConfig {
     pub valid_users: usize,
     /// Seed of initialisation, sampling and dropout.
     pub seed: u64,
+    /// Which pairs the graph-aware table is propagated over (beyond both
+    /// papers): leave-one-out train pairs (the default, clean), a seeded
+    /// share of all pairs (drawn with `seed`; what the official code's
+    /// review-split graph amounts to) or all pairs. Training examples and
+    /// evaluation do not depend on it. Written to `config.json` only when
+    /// not the default, so older run directories still resume.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub graph_edges: GraphEdges,
+    /// The item numbering of the split this run was given (beyond both
+    /// papers): [`Reindex::Random`] when items were renumbered by a seeded
+    /// permutation ([`crate::experiment::Protocol`] applies it) so that ID
+    /// numbers carry no order. Recorded for the run directory; written only
+    /// when not the default.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub reindex: Reindex,
+}
+
+fn is_default<T: Default + PartialEq>(x: &T) -> bool {
+    *x == T::default()
 }
 
 impl Default for ElmrecConfig {
@@ -307,6 +327,8 @@ impl Default for ElmrecConfig {
             clip_norm: None,
             valid_users: 500,
             seed: 2024,
+            graph_edges: GraphEdges::Train,
+            reindex: Reindex::Original,
         }
     }
 }
@@ -352,6 +374,9 @@ impl ElmrecConfig {
         if self.max_steps == 0 {
             return bad("max_steps must be positive");
         }
+        self.graph_edges
+            .validate()
+            .map_err(|e| ElmrecError::Config(e.to_string()))?;
         if self.backbone.is_llama() && self.init_dir.is_some() {
             return bad("init_dir is for T5 backbones; a LLaMA backbone names its weights");
         }

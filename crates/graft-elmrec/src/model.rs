@@ -168,7 +168,8 @@ impl ElmrecModel {
         let modes = [cfg.direct_embedding, cfg.sequential_embedding];
         tch::manual_seed(cfg.seed as i64 ^ 0x0e1e_c0de);
         let graph = if modes.contains(&EmbeddingMode::Graph) {
-            let g = BipartiteGraph::from_edges(n_users, n_items, split.train_edges())?;
+            let edges = cfg.graph_edges.edges(split, cfg.seed)?;
+            let g = BipartiteGraph::from_edges(n_users, n_items, edges)?;
             let prop = TchPropagator::new(&g.normalized()?, SparseLayout::Csr, device)?;
             let lg = LightGcnConfig {
                 dim: d,
