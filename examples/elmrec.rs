@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use graft::data::{self, Format, GraphEdges, LeaveOneOut, LoadOptions, Reindex};
+use graft_prompt::PromptStyle;
 use graft_elmrec::experiment::{lm_rows, run_baselines, Baseline, BaselineSettings, Protocol};
 use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
 use graft_elmrec::{
@@ -139,6 +140,11 @@ struct Args {
     /// Reranking: extra items N beyond K before history items are dropped.
     #[arg(long, default_value_t = 15)]
     rerank_n: usize,
+    /// Prompts: official (the POD/ELMRec templates, one drawn per training
+    /// example, `user_5 item_1 item_2` for validation and test) or
+    /// pod-comma (graft's first runs: one POD phrasing, `item_1, item_2`).
+    #[arg(long, default_value = "official")]
+    prompts: PromptStyle,
     /// Item numbering (beyond both papers): original (P5's, nearly
     /// sequential) or random (a seeded renumbering before any prompt or
     /// graph is built, so ID numbers carry no order).
@@ -292,6 +298,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         seed: args.seed,
         graph_edges: args.graph_edges,
         reindex: args.reindex,
+        prompt_style: args.prompts,
         ..ElmrecConfig::default()
     };
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);

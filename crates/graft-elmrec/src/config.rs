@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use graft_data::{GraphEdges, Reindex};
 use graft_lm::T5Config;
+use graft_prompt::PromptStyle;
 use graft_lora::LoraConfig;
 use serde::{Deserialize, Serialize};
 
@@ -294,6 +295,23 @@ pub struct ElmrecConfig {
     /// when not the default.
     #[serde(default, skip_serializing_if = "is_default")]
     pub reindex: Reindex,
+    /// Prompts: [`PromptStyle::Official`] (the default: the official
+    /// templates drawn per training example, the short `user_{} item_{}`
+    /// one for validation and test, lists joined by spaces) or
+    /// [`PromptStyle::PodComma`] (graft's first runs: one POD phrasing,
+    /// lists joined by `", "`). A `config.json` without this field is a
+    /// `PodComma` run (written before the field existed), and `PodComma` is
+    /// not written, so those run directories still resume.
+    #[serde(default = "pod_comma", skip_serializing_if = "is_pod_comma")]
+    pub prompt_style: PromptStyle,
+}
+
+fn pod_comma() -> PromptStyle {
+    PromptStyle::PodComma
+}
+
+fn is_pod_comma(s: &PromptStyle) -> bool {
+    *s == PromptStyle::PodComma
 }
 
 fn is_default<T: Default + PartialEq>(x: &T) -> bool {
@@ -329,6 +347,7 @@ impl Default for ElmrecConfig {
             seed: 2024,
             graph_edges: GraphEdges::Train,
             reindex: Reindex::Original,
+            prompt_style: PromptStyle::Official,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct Sampler<'a> {
     negatives: usize,
     tasks: TaskMix,
     seed: u64,
+    /// Training templates per task (direct, sequential); one is drawn per
+    /// example when there are several.
+    n_templates: [usize; 2],
 }
 
 impl<'a> Sampler<'a> {
@@ -52,6 +55,8 @@ impl<'a> Sampler<'a> {
             negatives: cfg.train_negatives,
             tasks: cfg.tasks,
             seed: cfg.seed,
+            n_templates: [Task::Direct, Task::Sequential]
+                .map(|t| cfg.prompt_style.training(t).len()),
         }
     }
 
@@ -101,6 +106,7 @@ impl<'a> Sampler<'a> {
                         history,
                         candidates: Vec::new(),
                         target,
+                        template: self.draw_template(&mut rng, task),
                     }
                 }
                 Task::Direct => {
@@ -129,12 +135,27 @@ impl<'a> Sampler<'a> {
                         history: Vec::new(),
                         candidates: cands,
                         target,
+                        template: self.draw_template(&mut rng, task),
                     }
                 }
             };
             out.push(ex);
         }
         out
+    }
+}
+
+impl Sampler<'_> {
+    /// One training template index for `task`, drawn after the example's
+    /// other draws; no draw with a single template (so the streams of
+    /// [`PromptStyle::PodComma`](graft_prompt::PromptStyle) runs are those
+    /// of graft's first runs).
+    fn draw_template(&self, rng: &mut impl rand_core::RngCore, task: Task) -> Option<usize> {
+        let n = self.n_templates[match task {
+            Task::Direct => 0,
+            Task::Sequential => 1,
+        }];
+        Some(if n > 1 { below(rng, n as u32) as usize } else { 0 })
     }
 }
 
@@ -146,6 +167,7 @@ pub fn direct_example(case: &EvalCase) -> Example {
         history: Vec::new(),
         candidates: case.candidates.clone(),
         target: case.target,
+        template: None,
     }
 }
 
@@ -159,6 +181,7 @@ pub fn sequential_example(case: &EvalCase, history_len: usize) -> Example {
         history: h.to_vec(),
         candidates: Vec::new(),
         target: case.target,
+        template: None,
     }
 }
 

@@ -34,6 +34,10 @@ pub struct Example {
     pub candidates: Vec<u32>,
     /// The item to generate.
     pub target: u32,
+    /// Which of the style's training templates renders this example
+    /// ([`PromptStyle::training`], index modulo their number); `None`: the
+    /// evaluation template ([`PromptStyle::evaluation`]).
+    pub template: Option<usize>,
 }
 
 /// The graph-aware part: trainable random features `E0` and the
@@ -98,7 +102,9 @@ pub struct ElmrecModel {
     prompts: Tensor,
     item_tokens: Vec<Vec<u32>>,
     trie: ItemTrie,
-    templates: [Template; 2],
+    /// Training templates and the evaluation template, per task
+    /// (direct, sequential).
+    templates: [(Vec<Template>, Template); 2],
     device: Device,
 }
 
@@ -241,7 +247,12 @@ impl ElmrecModel {
             prompts,
             item_tokens,
             trie,
-            templates: [Template::pod(Task::Direct), Template::pod(Task::Sequential)],
+            templates: [Task::Direct, Task::Sequential].map(|t| {
+                (
+                    cfg.prompt_style.training(t),
+                    cfg.prompt_style.evaluation(t),
+                )
+            }),
             device,
         })
     }
@@ -408,7 +419,11 @@ impl ElmrecModel {
     /// decoder-only backbone, with [`LLAMA_ANSWER_CUE`] appended).
     fn prompt_tokens(&self, task: Task, e: &Example) -> Result<(Vec<i64>, Vec<i64>)> {
         let mode = self.mode(task);
-        let template = &self.templates[task_index(task)];
+        let (train, eval) = &self.templates[task_index(task)];
+        let template = match e.template {
+            Some(k) if !train.is_empty() => &train[k % train.len()],
+            _ => eval,
+        };
         let mut prompt = template.render(e.user, &e.history, &e.candidates)?;
         if matches!(self.net, Net::Llama(_)) {
             prompt.text.push_str(LLAMA_ANSWER_CUE);

@@ -176,6 +176,7 @@ fn llama_generation_stays_inside_the_trie_and_scores_match_the_loss() {
             history: vec![],
             candidates: cands.clone(),
             target: 42,
+            template: None,
         };
         let out = model
             .generate(&d, &tables, &model.candidate_trie(&cands), 5)
@@ -207,6 +208,7 @@ fn llama_generation_stays_inside_the_trie_and_scores_match_the_loss() {
             history: vec![1, 2, 3],
             candidates: vec![],
             target: 4,
+            template: None,
         };
         let out = model
             .generate(&s, &tables, model.trie(), 6)
@@ -332,6 +334,7 @@ fn bf16_base_under_lora_scores_like_f32_and_trains_the_adapters() {
         history: vec![],
         candidates: vec![3, 17, 42, 5],
         target: 17,
+        template: None,
     };
     let s32 = m32
         .score_candidates(&d, &m32.tables().expect("tables"))
@@ -421,6 +424,7 @@ fn smollm2_with_lora_scores_and_generates_items() {
         history: vec![],
         candidates: cands.clone(),
         target: 17,
+        template: None,
     };
     let scores = model.score_candidates(&d, &tables).expect("score");
     let loss = model

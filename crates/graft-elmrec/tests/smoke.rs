@@ -228,6 +228,7 @@ fn generation_stays_inside_the_trie_and_scores_every_candidate() {
             history: vec![],
             candidates: cands.clone(),
             target: 42,
+            template: None,
         };
         let out = model
             .generate(&d, &tables, &model.candidate_trie(&cands), 5)
@@ -257,6 +258,7 @@ fn generation_stays_inside_the_trie_and_scores_every_candidate() {
             history: vec![1, 2, 3],
             candidates: vec![],
             target: 4,
+            template: None,
         };
         let out = model
             .generate(&s, &tables, model.trie(), 6)

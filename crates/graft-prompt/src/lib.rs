@@ -3,7 +3,9 @@
 //! * [`Template`] renders P5/POD-style prompts for the **direct** task (a
 //!   user and a candidate list) and the **sequential** task (a user and
 //!   the recent history) in which users and items appear as ID words
-//!   `user_12`, `item_345`. Rendering records the byte span of every ID
+//!   `user_12`, `item_345`; [`Template::official`] holds the official
+//!   POD/ELMRec templates and [`PromptStyle`] says which set a model is
+//!   trained and evaluated with. Rendering records the byte span of every ID
 //!   mention as it writes the text ([`Prompt::mentions`]), so nothing is
 //!   recovered later by searching the string.
 //! * [`whole_word_ids`] maps every token of a tokenizer's encoding of the
@@ -21,8 +23,13 @@
 //! ```
 //! use graft_prompt::{Template, Task};
 //!
-//! let t = Template::pod(Task::Sequential);
+//! let t = Template::official(Task::Sequential).remove(0);
 //! let p = t.render(12, &[345, 7], &[])?;
+//! assert_eq!(
+//!     p.text,
+//!     "Given the following purchase history of user_12: item_345 item_7, \
+//!      predict next possible item to be purchased by the user."
+//! );
 //! assert_eq!(&p.text[p.mentions[0].span.clone()], "user_12");
 //! assert_eq!(&p.text[p.mentions[2].span.clone()], "item_7");
 //! # Ok::<(), graft_prompt::PromptError>(())
@@ -113,18 +120,53 @@ pub struct Prompt {
 }
 
 /// A P5/POD-style prompt template with the placeholders `{user}`,
-/// `{history}` (sequential task) and `{candidates}` (direct task); lists
-/// are written as `item_1, item_2, ...`.
+/// `{history}` (sequential task) and `{candidates}` (direct task); list
+/// items are joined with [`separator`](Self::separator): `" "` in the
+/// official POD/ELMRec code (`item_1 item_2 item_3`), `", "` in graft's
+/// first prompts (`item_1, item_2, item_3`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Template {
     /// The task.
     pub task: Task,
     /// Text with placeholders.
     pub text: String,
+    /// What is written between two list items (`", "` when absent from a
+    /// serialized template, graft's first format).
+    #[serde(default = "comma")]
+    pub separator: String,
 }
 
+fn comma() -> String {
+    ", ".to_string()
+}
+
+/// The official code's sequential templates (POD `templates.py`, reused by
+/// ELMRec's `model/templates.py`), `user_{}` written `{user}` and `item_{}`
+/// written `{history}`; the last one is the short evaluation template.
+const OFFICIAL_SEQUENTIAL: [&str; 8] = [
+    "Given the following purchase history of {user}: {history}, predict next possible item to be purchased by the user.",
+    "I find the purchase history list of {user}: {history}. I wonder what is the next item to recommend to the user. Can you help me decide?",
+    "Here is the purchase history list of {user}: {history}. Try to recommend next item to the user.",
+    "Given the following purchase history of {user}: {history}, predict next possible item for the user.",
+    "Based on the purchase history of {user}: {history}, can you decide the next item likely to be purchased by the user?",
+    "Here is the purchase history of {user}: {history}. What to recommend next for the user?",
+    "According to the purchase history of {user}: {history}, can you recommend the next possible item to the user?",
+    "{user} {history}",
+];
+
+/// The official code's direct (top-N) templates; the last one is the
+/// short evaluation template.
+const OFFICIAL_DIRECT: [&str; 5] = [
+    "Which item of the following to recommend for {user}? {candidates}",
+    "Choose the best item from the candidates to recommend for {user}? {candidates}",
+    "Pick the most suitable item from the following list and recommend to {user}: {candidates}",
+    "We want to make recommendation for {user}. Select the best item from these candidates: {candidates}",
+    "{user} {candidates}",
+];
+
 impl Template {
-    /// The POD (Li et al., 2023) phrasing ELMRec builds on.
+    /// The POD (Li et al., 2023) phrasing graft's first prompts used, lists
+    /// joined by `", "` ([`PromptStyle::PodComma`]).
     pub fn pod(task: Task) -> Self {
         let text = match task {
             Task::Sequential => {
@@ -135,7 +177,46 @@ impl Template {
         Self {
             task,
             text: text.to_string(),
+            separator: comma(),
         }
+    }
+
+    /// The official POD/ELMRec training templates of `task` (8 sequential,
+    /// 5 direct; the code draws one per example with `random.choice`),
+    /// lists joined by a space as its `' item_'.join(...)` does.
+    pub fn official(task: Task) -> Vec<Self> {
+        let texts: &[&str] = match task {
+            Task::Sequential => &OFFICIAL_SEQUENTIAL,
+            Task::Direct => &OFFICIAL_DIRECT,
+        };
+        texts
+            .iter()
+            .map(|t| Self {
+                task,
+                text: (*t).to_string(),
+                separator: " ".into(),
+            })
+            .collect()
+    }
+
+    /// The template the official code validates and tests with:
+    /// `user_{} item_{}`, i.e. `user_5 item_12 item_7`.
+    pub fn official_eval(task: Task) -> Self {
+        Self {
+            task,
+            text: match task {
+                Task::Sequential => "{user} {history}",
+                Task::Direct => "{user} {candidates}",
+            }
+            .to_string(),
+            separator: " ".into(),
+        }
+    }
+
+    /// The same template with list items joined by `separator`.
+    pub fn with_separator(mut self, separator: impl Into<String>) -> Self {
+        self.separator = separator.into();
+        self
     }
 
     /// A custom template.
@@ -149,6 +230,7 @@ impl Template {
         let t = Self {
             task,
             text: text.into(),
+            separator: comma(),
         };
         let err = |reason: &str| PromptError::Template {
             template: t.text.clone(),
@@ -218,7 +300,7 @@ impl Template {
             if let Some(items) = items {
                 for (k, &it) in items.iter().enumerate() {
                     if k > 0 {
-                        text.push_str(", ");
+                        text.push_str(&self.separator);
                     }
                     push_id(&mut text, IdKind::Item, it);
                 }
@@ -227,6 +309,60 @@ impl Template {
         }
         text.push_str(rest);
         Ok(Prompt { text, mentions })
+    }
+}
+
+/// Which prompts a recommender is trained and evaluated with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptStyle {
+    /// As the official POD/ELMRec code: every training example gets one of
+    /// the task's [`Template::official`] templates at random, validation
+    /// and test use [`Template::official_eval`]; lists joined by spaces.
+    #[default]
+    Official,
+    /// graft's first prompts: one fixed POD phrasing per task
+    /// ([`Template::pod`]) everywhere, lists joined by `", "` (T5 then
+    /// glues the comma to the last digit piece of most IDs).
+    PodComma,
+}
+
+impl PromptStyle {
+    /// The training templates of `task` (one per example, drawn uniformly).
+    pub fn training(self, task: Task) -> Vec<Template> {
+        match self {
+            PromptStyle::Official => Template::official(task),
+            PromptStyle::PodComma => vec![Template::pod(task)],
+        }
+    }
+
+    /// The validation and test template of `task`.
+    pub fn evaluation(self, task: Task) -> Template {
+        match self {
+            PromptStyle::Official => Template::official_eval(task),
+            PromptStyle::PodComma => Template::pod(task),
+        }
+    }
+
+    /// `"official"` or `"pod-comma"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptStyle::Official => "official",
+            PromptStyle::PodComma => "pod-comma",
+        }
+    }
+}
+
+impl std::str::FromStr for PromptStyle {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "official" => Ok(PromptStyle::Official),
+            "pod-comma" => Ok(PromptStyle::PodComma),
+            _ => Err(format!(
+                "unknown prompt style {s:?} (official, pod-comma)"
+            )),
+        }
     }
 }
 

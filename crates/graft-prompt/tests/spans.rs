@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use graft_prompt::{whole_word_ids, IdKind, Prompt, PromptError, Task, Template, WholeWordMode};
+use graft_prompt::{
+    whole_word_ids, IdKind, Prompt, PromptError, PromptStyle, Task, Template, WholeWordMode,
+};
 use proptest::prelude::*;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -118,6 +120,79 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn official_templates_cover_every_mention(
+        user in 0u32..100_000,
+        items in prop::collection::vec(0u32..100_000, 0..21),
+        which in 0usize..8,
+        direct in any::<bool>(),
+    ) {
+        let task = if direct { Task::Direct } else { Task::Sequential };
+        let all = Template::official(task);
+        let t = &all[which % all.len()];
+        let p = if direct { t.render(user, &[], &items) } else { t.render(user, &items, &[]) }.unwrap();
+        prop_assert_eq!(p.mentions.len(), 1 + items.len());
+        for m in &p.mentions {
+            prop_assert_eq!(&p.text[m.span.clone()], format!("{}_{}", m.kind.prefix(), m.id));
+        }
+        prop_assert!(!p.text.contains(", item_"));
+        check_spans(&p, &tiny_tokenizer(), 100_000);
+    }
+}
+
+#[test]
+fn official_templates_render_as_the_official_code() {
+    // POD/ELMRec: template.format(user, ' item_'.join(items)) with
+    // template '... user_{}: item_{}, predict ...'.
+    let seq = Template::official(Task::Sequential);
+    assert_eq!(seq.len(), 8);
+    let p = seq[0].render(5, &[12, 7, 33], &[]).unwrap();
+    assert_eq!(
+        p.text,
+        "Given the following purchase history of user_5: item_12 item_7 item_33, \
+         predict next possible item to be purchased by the user."
+    );
+    let p = seq[1].render(5, &[12, 7], &[]).unwrap();
+    assert_eq!(
+        p.text,
+        "I find the purchase history list of user_5: item_12 item_7. I wonder what is the \
+         next item to recommend to the user. Can you help me decide?"
+    );
+    let direct = Template::official(Task::Direct);
+    assert_eq!(direct.len(), 5);
+    let p = direct[0].render(9, &[], &[4, 40, 400]).unwrap();
+    assert_eq!(
+        p.text,
+        "Which item of the following to recommend for user_9? item_4 item_40 item_400"
+    );
+    // Validation and test: 'user_{} item_{}'.
+    let p = Template::official_eval(Task::Sequential)
+        .render(5, &[12, 7, 33], &[])
+        .unwrap();
+    assert_eq!(p.text, "user_5 item_12 item_7 item_33");
+    assert_eq!(Template::official(Task::Sequential)[7], Template::official_eval(Task::Sequential));
+    assert_eq!(Template::official(Task::Direct)[4], Template::official_eval(Task::Direct));
+    // Every official template passes validation.
+    for t in Template::official(Task::Sequential)
+        .into_iter()
+        .chain(Template::official(Task::Direct))
+    {
+        assert!(Template::new(t.task, t.text.clone()).is_ok(), "{}", t.text);
+    }
+    // The style picks them.
+    assert_eq!(PromptStyle::Official.training(Task::Direct).len(), 5);
+    assert_eq!(PromptStyle::PodComma.training(Task::Direct), vec![Template::pod(Task::Direct)]);
+    assert_eq!("pod-comma".parse::<PromptStyle>().unwrap(), PromptStyle::PodComma);
+    assert!("p5".parse::<PromptStyle>().is_err());
+    // A template serialized before `separator` existed reads as ", ".
+    let old: Template =
+        serde_json::from_str(r#"{"task":"Direct","text":"{user}: {candidates}"}"#).unwrap();
+    assert_eq!(old.render(1, &[], &[2, 3]).unwrap().text, "user_1: item_2, item_3");
+}
+
 #[test]
 fn templates_are_validated() {
     assert!(Template::new(Task::Direct, "Recommend to {user}: {candidates}").is_ok());
@@ -201,6 +276,30 @@ fn real_t5_tokenizer() {
     // T5 merges the last digit with the comma: "5," straddles the mention's
     // end and belongs to it.
     assert_eq!(of(2), ["▁item", "_", "34", "5,"]);
+    // Official format: space-separated, so no piece glues punctuation to
+    // an ID except after the list's last item in some templates.
+    let p = Template::official_eval(Task::Sequential)
+        .render(12, &[345, 7, 1024], &[])
+        .unwrap();
+    check_spans(&p, &tok, 22_363);
+    let enc = tok.encode(p.text.as_str(), true).unwrap();
+    let ids = whole_word_ids(&p, &enc, WholeWordMode::Incremental).unwrap();
+    let of = |k: u32| -> Vec<String> {
+        enc.get_tokens()
+            .iter()
+            .zip(&ids)
+            .filter(|(_, &i)| i == k)
+            .map(|(t, _)| t.clone())
+            .collect()
+    };
+    // Without the comma T5 splits the same number differently ("3 45",
+    // not "34 5,"): the pieces of a mention no longer depend on what
+    // follows it.
+    assert_eq!(of(2), ["▁item", "_", "3", "45"]);
+    for t in Template::official(Task::Sequential) {
+        let p = t.render(12, &[345, 7, 1024], &[]).unwrap();
+        check_spans(&p, &tok, 22_363);
+    }
     for seed in 0..50u32 {
         let hist: Vec<u32> = (0..(seed % 21))
             .map(|k| (seed * 7919 + k * 104_729) % 12_101)
