@@ -29,6 +29,26 @@ pub struct LmReport {
     pub sequential_reranked: RankingReport,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Per-user ranks of every mode, for paired comparisons (absent in
+    /// reports written before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<LmRanks>,
+}
+
+/// Per-user ranks of [`LmReport`]'s four modes, in test-user order (`None`:
+/// not generated).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LmRanks {
+    /// The test users.
+    pub users: Vec<u32>,
+    /// [`LmReport::direct_generate`].
+    pub direct_generate: Vec<Option<usize>>,
+    /// [`LmReport::direct_score`].
+    pub direct_score: Vec<Option<usize>>,
+    /// [`LmReport::sequential`].
+    pub sequential: Vec<Option<usize>>,
+    /// [`LmReport::sequential_reranked`].
+    pub sequential_reranked: Vec<Option<usize>>,
 }
 
 /// Position (1-based) of `target` in `list`.
@@ -103,12 +123,20 @@ pub fn evaluate(
     }
     bar.finish_and_clear();
     let boot = BootstrapConfig::new(cfg.resamples, 0.95, cfg.seed);
+    let ranks = LmRanks {
+        users: set.cases.iter().map(|c| c.user).collect(),
+        direct_generate: gen_ev.ranks().to_vec(),
+        direct_score: score_ev.ranks().to_vec(),
+        sequential: seq_ev.ranks().to_vec(),
+        sequential_reranked: rr_ev.ranks().to_vec(),
+    };
     Ok(LmReport {
         direct_generate: gen_ev.report_with_ci(&boot)?,
         direct_score: score_ev.report_with_ci(&boot)?,
         sequential: seq_ev.report_with_ci(&boot)?,
         sequential_reranked: rr_ev.report_with_ci(&boot)?,
         seconds: t0.elapsed().as_secs_f64(),
+        ranks: Some(ranks),
     })
 }
 

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use graft_baselines::{
-    evaluate, BprConfig, EvalSet, LightGcnBpr, Popularity, RandomPropagation, SasRec, SasRecConfig,
+    rank_cases, report_from_ranks, BprConfig, ItemScorer, EvalSet, LightGcnBpr, Popularity, RandomPropagation, SasRec, SasRecConfig,
     SequentialIndex, Split,
 };
 use graft_data::{GraphEdges, ItemPermutation, LeaveOneOut, Reindex};
@@ -17,7 +17,7 @@ use tch::Device;
 use crate::config::EvalConfig;
 use crate::error::Result;
 use crate::pipeline::RunResult;
-use crate::report::ResultRow;
+use crate::report::{ResultRow, RowRanks};
 
 /// The split and the fixed evaluation users of one experiment, after the
 /// optional renumbering of items ([`Reindex`]).
@@ -168,15 +168,36 @@ impl BaselineSettings {
     }
 }
 
-fn row(method: &str, r: graft_baselines::ProtocolReport, train_seconds: f64) -> ResultRow {
-    ResultRow {
+/// A baseline's row on `test`, with its per-user ranks (sequential:
+/// history dropped).
+fn row(
+    method: &str,
+    scorer: &dyn ItemScorer,
+    test: &EvalSet,
+    ks: &[usize],
+    boot: &BootstrapConfig,
+    train_seconds: f64,
+) -> Result<ResultRow> {
+    let t0 = Instant::now();
+    let ranks = rank_cases(scorer, test)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let r = report_from_ranks(scorer.name(), test.split, &ranks, ks, boot, secs)?;
+    Ok(ResultRow {
         method: method.to_string(),
         inference: "score all items; seq: history dropped".into(),
         direct: Some(r.direct),
         sequential: Some(r.sequential_history_dropped),
         train_seconds,
         eval_seconds: r.seconds,
-    }
+        ranks: Some(RowRanks {
+            users: ranks.iter().map(|c| c.user).collect(),
+            direct: ranks.iter().map(|c| Some(c.direct)).collect(),
+            sequential: ranks
+                .iter()
+                .map(|c| Some(c.sequential_history_dropped))
+                .collect(),
+        }),
+    })
 }
 
 /// Popularity, the sequential-index rule, random propagation and
@@ -200,11 +221,11 @@ pub fn run_baselines(
     let on = |b: Baseline| s.run.contains(&b);
     if on(Baseline::Popularity) {
         let pop = Popularity::fit(split);
-        rows.push(row("popularity", evaluate(&pop, test, ks, boot)?, 0.0));
+        rows.push(row("popularity", &pop, test, ks, boot, 0.0)?);
     }
     if on(Baseline::SequentialIndex) {
         let si = SequentialIndex::new(split.n_items);
-        rows.push(row("sequential-index", evaluate(&si, test, ks, boot)?, 0.0));
+        rows.push(row("sequential-index", &si, test, ks, boot, 0.0)?);
     }
     let graph = match s.graph_edges {
         GraphEdges::Train => String::new(),
@@ -216,9 +237,12 @@ pub fn run_baselines(
         let secs = t0.elapsed().as_secs_f64();
         rows.push(row(
             &format!("random propagation · dot{graph}"),
-            evaluate(&rp, test, ks, boot)?,
+            &rp,
+            test,
+            ks,
+            boot,
             secs,
-        ));
+        )?);
     }
     if on(Baseline::LightGcnBpr) {
         let t0 = Instant::now();
@@ -230,9 +254,12 @@ pub fn run_baselines(
         let secs = t0.elapsed().as_secs_f64();
         rows.push(row(
             &format!("LightGCN (BPR){graph}"),
-            evaluate(&bpr, test, ks, boot)?,
+            &bpr,
+            test,
+            ks,
+            boot,
             secs,
-        ));
+        )?);
     }
     if let (true, Some(cfg)) = (on(Baseline::SasRec), &s.sasrec) {
         let t0 = Instant::now();
@@ -240,9 +267,12 @@ pub fn run_baselines(
         let secs = t0.elapsed().as_secs_f64();
         rows.push(row(
             &format!("SASRec (epoch {} of {})", model.best_epoch(), log.len()),
-            evaluate(&model, test, ks, boot)?,
+            &model,
+            test,
+            ks,
+            boot,
             secs,
-        ));
+        )?);
     }
     Ok(rows)
 }
@@ -262,6 +292,11 @@ pub fn lm_rows(method: &str, r: &RunResult) -> Vec<ResultRow> {
             sequential: Some(r.test.sequential_reranked.clone()),
             train_seconds: r.training.seconds,
             eval_seconds: r.test.seconds,
+            ranks: r.test.ranks.as_ref().map(|x| RowRanks {
+                users: x.users.clone(),
+                direct: x.direct_generate.clone(),
+                sequential: x.sequential_reranked.clone(),
+            }),
         },
         ResultRow {
             method: method.to_string(),
@@ -271,6 +306,11 @@ pub fn lm_rows(method: &str, r: &RunResult) -> Vec<ResultRow> {
             sequential: Some(r.test.sequential.clone()),
             train_seconds: r.training.seconds,
             eval_seconds: r.test.seconds,
+            ranks: r.test.ranks.as_ref().map(|x| RowRanks {
+                users: x.users.clone(),
+                direct: x.direct_score.clone(),
+                sequential: x.sequential.clone(),
+            }),
         },
     ]
 }

@@ -43,8 +43,8 @@ pub mod trie;
 
 pub use config::{Backbone, ElmrecConfig, EmbeddingMode, EvalConfig, Finetune, TaskMix, Variant};
 pub use error::{ElmrecError, Result};
-pub use eval::{evaluate, LmReport};
+pub use eval::{evaluate, LmRanks, LmReport};
 pub use model::{ElmrecModel, Example, Tables};
 pub use pipeline::{train_and_evaluate, ElmrecTrainer, RunResult, Runtime};
-pub use report::{markdown_table, ResultRow};
+pub use report::{markdown_table, ResultRow, RowRanks};
 pub use trie::ItemTrie;

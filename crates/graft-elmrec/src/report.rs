@@ -18,6 +18,41 @@ pub struct ResultRow {
     pub train_seconds: f64,
     /// Evaluation seconds.
     pub eval_seconds: f64,
+    /// The per-user ranks behind the numbers, for paired comparisons
+    /// between rows on the same test users (absent in results written
+    /// before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<RowRanks>,
+}
+
+/// Per-user ranks of one row, in test-user order; `None` = the target was
+/// not among the generated items (counts as a miss at every cutoff).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowRanks {
+    /// The test users.
+    pub users: Vec<u32>,
+    /// Direct recommendation.
+    pub direct: Vec<Option<usize>>,
+    /// Sequential recommendation.
+    pub sequential: Vec<Option<usize>>,
+}
+
+impl RowRanks {
+    /// Per-user HR@`k` (1 or 0) of a task (`direct` or not).
+    pub fn hits(&self, direct: bool, k: usize) -> Vec<f64> {
+        let v = if direct { &self.direct } else { &self.sequential };
+        v.iter()
+            .map(|r| graft_metrics::hit_at(*r, k))
+            .collect()
+    }
+
+    /// Per-user NDCG@`k` of a task.
+    pub fn ndcg(&self, direct: bool, k: usize) -> Vec<f64> {
+        let v = if direct { &self.direct } else { &self.sequential };
+        v.iter()
+            .map(|r| graft_metrics::ndcg_at(*r, k))
+            .collect()
+    }
 }
 
 fn cell(r: Option<&RankingReport>, k: usize, ndcg: bool) -> String {
