@@ -332,7 +332,8 @@ fn cargo() -> Command {
 }
 
 /// The ELMRec part of the demo: MovieLens-100K at demo scale (a few
-/// minutes on 2 cores): baselines, then the POD-like backbone and ELMRec's
+/// minutes on 2 cores): baselines (SASRec and LightGCN-BPR capped at a
+/// minute each), then the POD-like backbone and ELMRec's
 /// whole-word embeddings on a 4-layer T5, 200 seeded test users.
 const ELMREC_DEMO_ARGS: &[&str] = &[
     "--backbone",
@@ -348,6 +349,8 @@ const ELMREC_DEMO_ARGS: &[&str] = &[
     "--test-users",
     "100",
     "--bpr-minutes",
+    "1",
+    "--sasrec-minutes",
     "1",
     "--out",
     "runs/demo/elmrec",

@@ -258,3 +258,69 @@ fn constant_scorer_ranks_every_target_last() {
         Err(BaselineError::ScoreLength { .. })
     ));
 }
+
+#[test]
+fn empty_evaluation_sets_are_clear_errors() {
+    // Nobody has three interactions: test items exist, validation items do not.
+    let two = LeaveOneOut {
+        train: vec![vec![0], vec![1]],
+        valid: vec![None, None],
+        test: vec![Some(1), Some(2)],
+        n_items: 30,
+    };
+    assert_eq!(EvalSet::build(&two, Split::Test, None, 5, 0).unwrap().len(), 2);
+    let e = EvalSet::build(&two, Split::Valid, None, 5, 0).unwrap_err();
+    assert!(matches!(e, BaselineError::NoCases { split: "valid", .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("no user has a valid item") && msg.contains("at least 3 interactions"), "{msg}");
+    // Fewer items than the negatives asked for.
+    let e = EvalSet::build(&two, Split::Test, None, 99, 0).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("fewer than 99 items") && msg.contains("30 items") && msg.contains("fewer negatives"),
+        "{msg}"
+    );
+    assert!(!msg.contains("ranks is empty"));
+}
+
+#[test]
+fn renamed_sets_keep_users_and_rename_items() {
+    let loo = loo();
+    let set = EvalSet::build(&loo, Split::Test, Some(40), 20, 3).unwrap();
+    let perm = graft_data::ItemPermutation::random(loo.n_items, 9);
+    let r = set.renamed(&perm).unwrap();
+    assert_eq!(r.len(), set.len());
+    for (a, b) in set.cases.iter().zip(&r.cases) {
+        assert_eq!(a.user, b.user);
+        assert_eq!(b.target, perm.apply(a.target));
+        assert!(a.history.iter().map(|&i| perm.apply(i)).eq(b.history.iter().copied()));
+        assert!(a.candidates.iter().map(|&i| perm.apply(i)).eq(b.candidates.iter().copied()));
+    }
+    // The renamed set is the evaluation of the renamed split.
+    let split = perm.apply_split(&loo).unwrap();
+    for c in &r.cases {
+        assert_eq!(split.test[c.user as usize], Some(c.target));
+    }
+    assert!(set
+        .renamed(&graft_data::ItemPermutation::identity(3))
+        .is_err());
+}
+
+#[test]
+fn sequential_index_reads_the_next_number() {
+    use graft_baselines::{ItemScorer, SequentialIndex};
+    // Users whose next item is max(history) + 1: the rule ranks it first.
+    let loo = LeaveOneOut {
+        train: vec![vec![3, 4, 5], vec![10, 2, 11]],
+        valid: vec![Some(6), Some(12)],
+        test: vec![Some(7), Some(13)],
+        n_items: 40,
+    };
+    let set = EvalSet::build(&loo, Split::Test, None, 20, 1).unwrap();
+    let boot = BootstrapConfig::new(50, 0.95, 1);
+    let r = evaluate(&SequentialIndex::new(40), &set, &[1], &boot).unwrap();
+    assert_eq!(r.sequential.hr(1), Some(1.0));
+    assert_eq!(r.sequential_history_dropped.hr(1), Some(1.0));
+    assert_eq!(r.direct.hr(1), Some(1.0));
+    assert_eq!(SequentialIndex::new(40).name(), "sequential-index");
+}

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use graft_baselines::{EvalSet, Split};
+use graft_prompt::Task;
 use graft_data::LeaveOneOut;
 use graft_train::{AdamW, LoopConfig, RunDir, TrainError, TrainOutcome, TrainTask};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,49 @@ pub struct ElmrecTrainer<'a> {
     sampler: Sampler<'a>,
     valid: Vec<Vec<Example>>,
     step_tables: Option<(u64, Tables)>,
+    popularity_loss: Option<f64>,
+    last: Option<ValidationLosses>,
+}
+
+/// The validation losses of one evaluation (mean cross-entropy per target
+/// token, nats).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ValidationLosses {
+    /// Over all validation examples (what early stopping uses).
+    pub mean: f64,
+    /// Direct examples only (`None` when the task is not trained).
+    pub direct: Option<f64>,
+    /// Sequential examples only.
+    pub sequential: Option<f64>,
+}
+
+/// The loss, in nats per target token, of a decoder that knows only how
+/// often each item is a training target: the entropy of the item
+/// distribution `p` (train interactions counted, as the samplers draw
+/// targets from train items) divided by the mean target length in tokens
+/// (EOS included) under `p`. A model whose validation loss sits above this
+/// line has learned less than item popularity. `None` for an empty split.
+pub fn popularity_loss(model: &ElmrecModel, split: &LeaveOneOut) -> Option<f64> {
+    let mut counts = vec![0u64; split.n_items];
+    for (_, i) in split.train_edges() {
+        if let Some(c) = counts.get_mut(i as usize) {
+            *c += 1;
+        }
+    }
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let (mut entropy, mut tokens) = (0.0f64, 0.0f64);
+    for (i, &c) in counts.iter().enumerate() {
+        if c == 0 {
+            continue;
+        }
+        let p = c as f64 / total as f64;
+        entropy -= p * p.ln();
+        tokens += p * model.item_tokens(i as u32).map_or(0, <[u32]>::len) as f64;
+    }
+    (tokens > 0.0).then(|| entropy / tokens)
 }
 
 impl<'a> ElmrecTrainer<'a> {
@@ -49,6 +93,8 @@ impl<'a> ElmrecTrainer<'a> {
             sampler: Sampler::new(split, cfg),
             valid: validation_batches(valid, cfg.history_len, cfg.micro_batch, cfg.tasks),
             step_tables: None,
+            popularity_loss: popularity_loss(model, split),
+            last: None,
         }
     }
 
@@ -58,18 +104,40 @@ impl<'a> ElmrecTrainer<'a> {
     ///
     /// Model failures; `Config` if there is nothing to validate on.
     pub fn validation_loss(&self) -> Result<f64> {
+        Ok(self.validation_losses()?.mean)
+    }
+
+    /// The validation loss overall and per task.
+    ///
+    /// # Errors
+    ///
+    /// Model failures; `Config` if there is nothing to validate on.
+    pub fn validation_losses(&self) -> Result<ValidationLosses> {
         let _guard = tch::no_grad_guard();
         let tables = self.model.tables()?;
-        let (mut sum, mut n) = (0.0, 0usize);
+        // (sum, examples) for direct, sequential.
+        let mut acc = [(0.0f64, 0usize); 2];
         for b in &self.valid {
             let l = self.model.loss(b, &tables)?.f_double_value(&[])?;
-            sum += l * b.len() as f64;
-            n += b.len();
+            let t = usize::from(b.first().is_some_and(|e| e.task == Task::Sequential));
+            acc[t].0 += l * b.len() as f64;
+            acc[t].1 += b.len();
         }
+        let n = acc[0].1 + acc[1].1;
         if n == 0 {
             return Err(ElmrecError::Config("no validation examples".into()));
         }
-        Ok(sum / n as f64)
+        let part = |(s, k): (f64, usize)| (k > 0).then(|| s / k as f64);
+        Ok(ValidationLosses {
+            mean: (acc[0].0 + acc[1].0) / n as f64,
+            direct: part(acc[0]),
+            sequential: part(acc[1]),
+        })
+    }
+
+    /// [`popularity_loss`] of this trainer's model and split.
+    pub fn popularity_loss(&self) -> Option<f64> {
+        self.popularity_loss
     }
 }
 
@@ -98,7 +166,21 @@ impl TrainTask for ElmrecTrainer<'_> {
     }
 
     fn evaluate(&mut self, _step: u64) -> graft_train::Result<f64> {
-        Ok(-self.validation_loss().map_err(task_err)?)
+        let v = self.validation_losses().map_err(task_err)?;
+        self.last = Some(v);
+        Ok(-v.mean)
+    }
+
+    /// `valid_loss_direct`, `valid_loss_sequential` and the
+    /// `popularity_loss` reference line.
+    fn eval_details(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        if let Some(v) = self.last {
+            out.extend(v.direct.map(|x| ("valid_loss_direct".to_string(), x)));
+            out.extend(v.sequential.map(|x| ("valid_loss_sequential".to_string(), x)));
+        }
+        out.extend(self.popularity_loss.map(|x| ("popularity_loss".to_string(), x)));
+        out
     }
 }
 

@@ -89,7 +89,10 @@ pub fn embedding_panels(
 }
 
 /// Training loss (smoothed) per step for several runs, from their
-/// `log.jsonl` records (`{"step", "loss"}`).
+/// `log.jsonl` records (`{"step", "loss"}`), with the validation loss of
+/// each task where logged (`valid_loss_direct`, `valid_loss_sequential`;
+/// older logs: the mean, `-eval`) and the reference line of a decoder that
+/// knows only item popularity (`popularity_loss`, the first run's).
 ///
 /// # Errors
 ///
@@ -97,31 +100,57 @@ pub fn embedding_panels(
 pub fn loss_curves(runs: &[(String, Vec<serde_json::Value>)], path: &Path) -> Result<PlotOutcome> {
     let mut series = Vec::new();
     let mut valid = Vec::new();
+    let mut reference: Option<f64> = None;
+    let mut last_step = 0.0f64;
     for (name, log) in runs {
-        let pts: Vec<(f64, f64)> = log
-            .iter()
-            .filter_map(|r| Some((r.get("step")?.as_f64()?, r.get("loss")?.as_f64()?)))
-            .collect();
-        let ev: Vec<(f64, f64)> = log
-            .iter()
-            .filter_map(|r| Some((r.get("step")?.as_f64()?, -r.get("eval")?.as_f64()?)))
-            .collect();
+        let field = |key: &'static str, sign: f64| -> Vec<(f64, f64)> {
+            log.iter()
+                .filter_map(|r| Some((r.get("step")?.as_f64()?, sign * r.get(key)?.as_f64()?)))
+                .collect()
+        };
+        let pts = field("loss", 1.0);
+        last_step = last_step.max(pts.last().map_or(0.0, |p| p.0));
         if !pts.is_empty() {
             series.push(LineSeries::new(format!("{name} train"), smooth(&pts, 10)));
         }
-        if !ev.is_empty() {
-            valid.push(LineSeries::new(format!("{name} validation"), ev));
+        let (direct, seq) = (
+            field("valid_loss_direct", 1.0),
+            field("valid_loss_sequential", 1.0),
+        );
+        if direct.is_empty() && seq.is_empty() {
+            let ev = field("eval", -1.0);
+            if !ev.is_empty() {
+                valid.push(LineSeries::new(format!("{name} validation"), ev));
+            }
+        } else {
+            if !direct.is_empty() {
+                valid.push(LineSeries::new(format!("{name} validation, direct"), direct));
+            }
+            if !seq.is_empty() {
+                valid.push(LineSeries::new(format!("{name} validation, sequential"), seq));
+            }
+        }
+        if reference.is_none() {
+            reference = log
+                .iter()
+                .find_map(|r| r.get("popularity_loss")?.as_f64());
         }
     }
     series.extend(valid);
     if series.is_empty() {
         return Err(ElmrecError::Config("no losses logged".into()));
     }
+    if let Some(r) = reference {
+        series.push(LineSeries::new(
+            "decoder knowing only item popularity",
+            vec![(0.0, r), (last_step.max(1.0), r)],
+        ));
+    }
     Ok(line_chart_png(
         path,
         "ELMRec training: token cross-entropy (train smoothed over 10 steps)",
         "optimizer step",
-        "loss",
+        "loss (nats per target token)",
         &series,
         1100,
         600,

@@ -109,6 +109,13 @@ pub trait TrainTask {
     /// Any error aborts training.
     fn evaluate(&mut self, step: u64) -> Result<f64>;
 
+    /// Named numbers behind the last [`evaluate`](Self::evaluate) (e.g.
+    /// one validation loss per task), written into the same `log.jsonl`
+    /// line as `eval`. Names must not be `step` or `eval`. None by default.
+    fn eval_details(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
     /// Called once per optimizer step after every micro-batch's backward
     /// pass and before clipping and the update (`step` as in
     /// [`loss`](Self::loss)): the place to finish gradients a task
@@ -218,6 +225,9 @@ struct StepRecord {
 struct EvalRecord {
     step: u64,
     eval: f64,
+    /// Named parts of the evaluation ([`TrainTask::eval_details`]).
+    #[serde(flatten)]
+    details: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Serialize)]
@@ -378,6 +388,11 @@ pub fn train<T: TrainTask>(
             run.log(&EvalRecord {
                 step: state.step,
                 eval: metric,
+                details: task
+                    .eval_details()
+                    .into_iter()
+                    .filter(|(k, _)| k != "step" && k != "eval")
+                    .collect(),
             })?;
             progress.set_metric("eval", metric);
             match state.early.update(state.step, metric) {
