@@ -22,13 +22,13 @@ use std::time::Instant;
 
 use clap::Parser;
 use graft::data::{self, Format, GraphEdges, LeaveOneOut, LoadOptions, Reindex};
-use graft_prompt::PromptStyle;
 use graft_elmrec::experiment::{lm_rows, run_baselines, Baseline, BaselineSettings, Protocol};
 use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
 use graft_elmrec::{
     markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, Finetune, TaskMix, Variant,
 };
 use graft_metrics::BootstrapConfig;
+use graft_prompt::PromptStyle;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -268,16 +268,27 @@ fn empty_evaluation_sets_are_clear_errors() {
         test: vec![Some(1), Some(2)],
         n_items: 30,
     };
-    assert_eq!(EvalSet::build(&two, Split::Test, None, 5, 0).unwrap().len(), 2);
+    assert_eq!(
+        EvalSet::build(&two, Split::Test, None, 5, 0).unwrap().len(),
+        2
+    );
     let e = EvalSet::build(&two, Split::Valid, None, 5, 0).unwrap_err();
-    assert!(matches!(e, BaselineError::NoCases { split: "valid", .. }), "{e}");
+    assert!(
+        matches!(e, BaselineError::NoCases { split: "valid", .. }),
+        "{e}"
+    );
     let msg = e.to_string();
-    assert!(msg.contains("no user has a valid item") && msg.contains("at least 3 interactions"), "{msg}");
+    assert!(
+        msg.contains("no user has a valid item") && msg.contains("at least 3 interactions"),
+        "{msg}"
+    );
     // Fewer items than the negatives asked for.
     let e = EvalSet::build(&two, Split::Test, None, 99, 0).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("fewer than 99 items") && msg.contains("30 items") && msg.contains("fewer negatives"),
+        msg.contains("fewer than 99 items")
+            && msg.contains("30 items")
+            && msg.contains("fewer negatives"),
         "{msg}"
     );
     assert!(!msg.contains("ranks is empty"));
@@ -293,8 +304,16 @@ fn renamed_sets_keep_users_and_rename_items() {
     for (a, b) in set.cases.iter().zip(&r.cases) {
         assert_eq!(a.user, b.user);
         assert_eq!(b.target, perm.apply(a.target));
-        assert!(a.history.iter().map(|&i| perm.apply(i)).eq(b.history.iter().copied()));
-        assert!(a.candidates.iter().map(|&i| perm.apply(i)).eq(b.candidates.iter().copied()));
+        assert!(a
+            .history
+            .iter()
+            .map(|&i| perm.apply(i))
+            .eq(b.history.iter().copied()));
+        assert!(a
+            .candidates
+            .iter()
+            .map(|&i| perm.apply(i))
+            .eq(b.candidates.iter().copied()));
     }
     // The renamed set is the evaluation of the renamed split.
     let split = perm.apply_split(&loo).unwrap();

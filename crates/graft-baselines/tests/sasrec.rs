@@ -230,6 +230,34 @@ fn compare(label: &str, ours: &[usize], theirs: &[usize]) -> (f64, f64) {
     (a, b)
 }
 
+/// [`compare`] on both tasks (sequential: history dropped); returns the
+/// sequential HR@10 of graft and PyTorch.
+fn compare_both(label: &str, ours: &[CaseRanks], theirs: &PyOut) -> (f64, f64) {
+    assert_eq!(theirs.ranks.len(), ours.len());
+    assert!(ours
+        .iter()
+        .zip(&theirs.ranks)
+        .all(|(a, b)| a.user == b.user));
+    let seq = compare(
+        &format!("{label} sequential"),
+        &ours
+            .iter()
+            .map(|r| r.sequential_history_dropped)
+            .collect::<Vec<_>>(),
+        &theirs
+            .ranks
+            .iter()
+            .map(|r| r.sequential_history_dropped)
+            .collect::<Vec<_>>(),
+    );
+    compare(
+        &format!("{label} direct"),
+        &ours.iter().map(|r| r.direct).collect::<Vec<_>>(),
+        &theirs.ranks.iter().map(|r| r.direct).collect::<Vec<_>>(),
+    );
+    seq
+}
+
 #[test]
 fn training_matches_pytorch_on_synthetic() {
     let Some(py) = python() else { return };
@@ -255,23 +283,7 @@ fn training_matches_pytorch_on_synthetic() {
         .iter()
         .zip(&theirs.ranks)
         .all(|(a, b)| a.user == b.user));
-    let (a, b) = compare(
-        "synthetic sequential",
-        &ours
-            .iter()
-            .map(|r| r.sequential_history_dropped)
-            .collect::<Vec<_>>(),
-        &theirs
-            .ranks
-            .iter()
-            .map(|r| r.sequential_history_dropped)
-            .collect::<Vec<_>>(),
-    );
-    compare(
-        "synthetic direct",
-        &ours.iter().map(|r| r.direct).collect::<Vec<_>>(),
-        &theirs.ranks.iter().map(|r| r.direct).collect::<Vec<_>>(),
-    );
+    let (a, b) = compare_both("synthetic", &ours, &theirs);
     // Far above popularity (which cannot follow the ring) on both sides.
     let pop = rank_cases(&Popularity::fit(&loo), &test).unwrap();
     let (p, _) = hr(pop.iter().map(|r| r.sequential_history_dropped), 10);
@@ -322,22 +334,6 @@ fn beauty_matches_pytorch() {
         "PyTorch: best epoch {}, {:.0} s",
         theirs.best_epoch, theirs.seconds
     );
-    compare(
-        "Beauty sequential",
-        &ours
-            .iter()
-            .map(|r| r.sequential_history_dropped)
-            .collect::<Vec<_>>(),
-        &theirs
-            .ranks
-            .iter()
-            .map(|r| r.sequential_history_dropped)
-            .collect::<Vec<_>>(),
-    );
-    compare(
-        "Beauty direct",
-        &ours.iter().map(|r| r.direct).collect::<Vec<_>>(),
-        &theirs.ranks.iter().map(|r| r.direct).collect::<Vec<_>>(),
-    );
+    compare_both("Beauty", &ours, &theirs);
     assert!(model.name().starts_with("sasrec"));
 }

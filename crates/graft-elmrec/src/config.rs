@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use graft_data::{GraphEdges, Reindex};
 use graft_lm::T5Config;
-use graft_prompt::PromptStyle;
 use graft_lora::LoraConfig;
+use graft_prompt::PromptStyle;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ElmrecError, Result};

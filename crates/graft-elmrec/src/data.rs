@@ -155,7 +155,11 @@ impl Sampler<'_> {
             Task::Direct => 0,
             Task::Sequential => 1,
         }];
-        Some(if n > 1 { below(rng, n as u32) as usize } else { 0 })
+        Some(if n > 1 {
+            below(rng, n as u32) as usize
+        } else {
+            0
+        })
     }
 }
 

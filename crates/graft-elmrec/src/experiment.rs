@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use graft_baselines::{
-    rank_cases, report_from_ranks, BprConfig, ItemScorer, EvalSet, LightGcnBpr, Popularity, RandomPropagation, SasRec, SasRecConfig,
-    SequentialIndex, Split,
+    rank_cases, report_from_ranks, BprConfig, EvalSet, ItemScorer, LightGcnBpr, Popularity,
+    RandomPropagation, SasRec, SasRecConfig, SequentialIndex, Split,
 };
 use graft_data::{GraphEdges, ItemPermutation, LeaveOneOut, Reindex};
 use graft_metrics::BootstrapConfig;

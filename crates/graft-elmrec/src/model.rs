@@ -247,12 +247,8 @@ impl ElmrecModel {
             prompts,
             item_tokens,
             trie,
-            templates: [Task::Direct, Task::Sequential].map(|t| {
-                (
-                    cfg.prompt_style.training(t),
-                    cfg.prompt_style.evaluation(t),
-                )
-            }),
+            templates: [Task::Direct, Task::Sequential]
+                .map(|t| (cfg.prompt_style.training(t), cfg.prompt_style.evaluation(t))),
             device,
         })
     }

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use graft_baselines::{EvalSet, Split};
-use graft_prompt::Task;
 use graft_data::LeaveOneOut;
+use graft_prompt::Task;
 use graft_train::{AdamW, LoopConfig, RunDir, TrainError, TrainOutcome, TrainTask};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -177,9 +177,15 @@ impl TrainTask for ElmrecTrainer<'_> {
         let mut out = Vec::new();
         if let Some(v) = self.last {
             out.extend(v.direct.map(|x| ("valid_loss_direct".to_string(), x)));
-            out.extend(v.sequential.map(|x| ("valid_loss_sequential".to_string(), x)));
+            out.extend(
+                v.sequential
+                    .map(|x| ("valid_loss_sequential".to_string(), x)),
+            );
         }
-        out.extend(self.popularity_loss.map(|x| ("popularity_loss".to_string(), x)));
+        out.extend(
+            self.popularity_loss
+                .map(|x| ("popularity_loss".to_string(), x)),
+        );
         out
     }
 }

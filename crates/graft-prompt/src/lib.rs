@@ -359,9 +359,7 @@ impl std::str::FromStr for PromptStyle {
         match s {
             "official" => Ok(PromptStyle::Official),
             "pod-comma" => Ok(PromptStyle::PodComma),
-            _ => Err(format!(
-                "unknown prompt style {s:?} (official, pod-comma)"
-            )),
+            _ => Err(format!("unknown prompt style {s:?} (official, pod-comma)")),
         }
     }
 }

@@ -173,8 +173,14 @@ fn official_templates_render_as_the_official_code() {
         .render(5, &[12, 7, 33], &[])
         .unwrap();
     assert_eq!(p.text, "user_5 item_12 item_7 item_33");
-    assert_eq!(Template::official(Task::Sequential)[7], Template::official_eval(Task::Sequential));
-    assert_eq!(Template::official(Task::Direct)[4], Template::official_eval(Task::Direct));
+    assert_eq!(
+        Template::official(Task::Sequential)[7],
+        Template::official_eval(Task::Sequential)
+    );
+    assert_eq!(
+        Template::official(Task::Direct)[4],
+        Template::official_eval(Task::Direct)
+    );
     // Every official template passes validation.
     for t in Template::official(Task::Sequential)
         .into_iter()
@@ -184,13 +190,22 @@ fn official_templates_render_as_the_official_code() {
     }
     // The style picks them.
     assert_eq!(PromptStyle::Official.training(Task::Direct).len(), 5);
-    assert_eq!(PromptStyle::PodComma.training(Task::Direct), vec![Template::pod(Task::Direct)]);
-    assert_eq!("pod-comma".parse::<PromptStyle>().unwrap(), PromptStyle::PodComma);
+    assert_eq!(
+        PromptStyle::PodComma.training(Task::Direct),
+        vec![Template::pod(Task::Direct)]
+    );
+    assert_eq!(
+        "pod-comma".parse::<PromptStyle>().unwrap(),
+        PromptStyle::PodComma
+    );
     assert!("p5".parse::<PromptStyle>().is_err());
     // A template serialized before `separator` existed reads as ", ".
     let old: Template =
         serde_json::from_str(r#"{"task":"Direct","text":"{user}: {candidates}"}"#).unwrap();
-    assert_eq!(old.render(1, &[], &[2, 3]).unwrap().text, "user_1: item_2, item_3");
+    assert_eq!(
+        old.render(1, &[], &[2, 3]).unwrap().text,
+        "user_1: item_2, item_3"
+    );
 }
 
 #[test]
@@ -244,6 +259,18 @@ fn cache(rel: &str, env: &str) -> Option<PathBuf> {
     }
 }
 
+/// The tokens of `p`'s `k`-th mention (1-based) under `tok`.
+fn mention_tokens(p: &Prompt, tok: &Tokenizer, k: u32) -> Vec<String> {
+    let enc = tok.encode(p.text.as_str(), true).unwrap();
+    let ids = whole_word_ids(p, &enc, WholeWordMode::Incremental).unwrap();
+    enc.get_tokens()
+        .iter()
+        .zip(&ids)
+        .filter(|(_, &i)| i == k)
+        .map(|(t, _)| t.clone())
+        .collect()
+}
+
 /// The real T5 vocabulary (SmolLM2's is checked in graft-lm's tests,
 /// which link libtorch).
 #[test]
@@ -262,16 +289,7 @@ fn real_t5_tokenizer() {
         .render(12, &[345, 7, 1024], &[])
         .unwrap();
     check_spans(&p, &tok, 22_363);
-    let enc = tok.encode(p.text.as_str(), true).unwrap();
-    let ids = whole_word_ids(&p, &enc, WholeWordMode::Incremental).unwrap();
-    let of = |k: u32| -> Vec<String> {
-        enc.get_tokens()
-            .iter()
-            .zip(&ids)
-            .filter(|(_, &i)| i == k)
-            .map(|(t, _)| t.clone())
-            .collect()
-    };
+    let of = |k: u32| mention_tokens(&p, &tok, k);
     assert_eq!(of(1), ["▁user", "_", "12"]);
     // T5 merges the last digit with the comma: "5," straddles the mention's
     // end and belongs to it.
@@ -282,16 +300,7 @@ fn real_t5_tokenizer() {
         .render(12, &[345, 7, 1024], &[])
         .unwrap();
     check_spans(&p, &tok, 22_363);
-    let enc = tok.encode(p.text.as_str(), true).unwrap();
-    let ids = whole_word_ids(&p, &enc, WholeWordMode::Incremental).unwrap();
-    let of = |k: u32| -> Vec<String> {
-        enc.get_tokens()
-            .iter()
-            .zip(&ids)
-            .filter(|(_, &i)| i == k)
-            .map(|(t, _)| t.clone())
-            .collect()
-    };
+    let of = |k: u32| mention_tokens(&p, &tok, k);
     // Without the comma T5 splits the same number differently ("3 45",
     // not "34 5,"): the pieces of a mention no longer depend on what
     // follows it.

