@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn next_numbers_first_then_below_then_history() {
         let s = SequentialIndex::new(10).score_all(0, &[2, 6, 4]).unwrap();
-        assert_eq!(order(&s), vec![7, 8, 9, 5, 3, 1, 0, 6, 4, 2]);
+        assert_eq!(order(&s), vec![7, 8, 9, 5, 3, 1, 0, 2, 4, 6]);
         let mut sorted = s.clone();
         sorted.sort_by(f32::total_cmp);
         sorted.dedup();

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use graft_baselines::{rank_cases, EvalSet, ItemScorer, Popularity, SasRec, SasRecConfig, Split};
+use graft_baselines::{
+    rank_cases, CaseRanks, EvalSet, ItemScorer, Popularity, SasRec, SasRecConfig, Split,
+};
 use graft_data::rng::{below, stream_rng, unit_f64};
 use graft_data::LeaveOneOut;
 use tch::{Device, Tensor};

@@ -453,3 +453,43 @@ impl Default for EvalConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A run directory written before the prompt style, graph source and
+    /// reindexing existed reads back as `pod-comma`, train edges and the
+    /// original numbering, and serializes to the same JSON, so it resumes.
+    #[test]
+    fn configs_written_before_the_protocol_options_still_resume() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/results/elmrec/beauty/graph/config.json"
+        );
+        let stored: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cfg: ElmrecConfig = serde_json::from_value(stored["model"].clone()).unwrap();
+        assert_eq!(cfg.prompt_style, PromptStyle::PodComma);
+        assert_eq!(cfg.graph_edges, GraphEdges::Train);
+        assert_eq!(cfg.reindex, Reindex::Original);
+        assert_eq!(serde_json::to_value(&cfg).unwrap(), stored["model"]);
+        // New runs record the official prompts and non-default leaks.
+        let new = ElmrecConfig {
+            graph_edges: GraphEdges::Share(0.535),
+            ..ElmrecConfig::default()
+        };
+        let v = serde_json::to_value(&new).unwrap();
+        assert_eq!(v["prompt_style"], "official");
+        assert_eq!(v["graph_edges"]["share"], 0.535);
+        assert!(v.get("reindex").is_none());
+        assert_eq!(serde_json::from_value::<ElmrecConfig>(v).unwrap(), new);
+        assert!(ElmrecConfig {
+            graph_edges: GraphEdges::Share(1.5),
+            ..ElmrecConfig::default()
+        }
+        .validate()
+        .is_err());
+    }
+}
