@@ -87,7 +87,7 @@ impl FromStr for Reindex {
     }
 }
 
-const REINDEX_TAG: u64 = 0x7265_696e_6465_78;
+const REINDEX_TAG: u64 = 0x0072_6569_6e64_6578;
 
 /// A bijection of item ids `0..n`: `apply(old) = new`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
