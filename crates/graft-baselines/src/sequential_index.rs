@@ -15,8 +15,9 @@ use crate::scoring::ItemScorer;
 ///
 /// Order (every score distinct, so no ties): items above `m =
 /// max(history)`, nearest first (`m + 1` scores highest); then items below
-/// `m`, nearest first; history items last (the rule never recommends what
-/// the user already has). With an empty history, lower numbers first.
+/// `m`, nearest first; history items last, lower numbers first (the rule
+/// never recommends what the user already has). With an empty history,
+/// lower numbers first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SequentialIndex {
     n_items: usize,
