@@ -20,9 +20,19 @@ use ndarray::Array2;
 use proptest::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use std::sync::{Mutex, MutexGuard};
 use tch::{nn, Device, Kind, Tensor};
 
 // ---------------------------------------------------------------- helpers
+
+/// libtorch has one global CPU generator and the test harness runs tests
+/// on several threads: whoever seeds it with [`tch::manual_seed`], and
+/// whoever draws from it (parameter initialisation, dropout), holds this
+/// lock, so a seeded section is not interleaved with another test's draws.
+fn global_rng() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
@@ -66,7 +76,10 @@ fn network(
     seed: u64,
 ) -> (nn::VarStore, HeteroGat, GatWeights) {
     let mut vs = nn::VarStore::new(device);
-    let gat = HeteroGat::new(&vs.root().sub("gat"), cfg.clone()).unwrap();
+    let gat = {
+        let _rng = global_rng();
+        HeteroGat::new(&vs.root().sub("gat"), cfg.clone()).unwrap()
+    };
     if kind == Kind::Double {
         vs.double();
     }
@@ -346,6 +359,7 @@ fn train_mode_applies_dropout_reproducibly() {
     let gb = GatBatch::new(&batch, Device::Cpu).unwrap();
     let x = random_features(&batch, cfg.in_dims, Kind::Float, Device::Cpu, 62).unwrap();
     let eval = outputs(&gat, &x, &gb, false);
+    let _rng = global_rng();
     tch::manual_seed(7);
     let t1 = outputs(&gat, &x, &gb, true);
     tch::manual_seed(7);
@@ -750,6 +764,7 @@ fn train_step_throughput_reports_a_consistent_run() {
     let cfg = HeteroGatConfig::new([6, 6, 4])
         .with_layers([GatLayerSpec::new(2, 4), GatLayerSpec::new(1, 4)]);
     let x = random_features(&batch, cfg.in_dims, Kind::Float, Device::Cpu, 130).unwrap();
+    let _rng = global_rng();
     tch::manual_seed(0);
     let t = train_step_throughput(&cfg, &batch, &x, 3, 1, Device::Cpu).unwrap();
     assert_eq!((t.n_graphs, t.iters, t.warmup), (8, 3, 1));
