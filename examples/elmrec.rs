@@ -66,9 +66,11 @@ struct Args {
     /// on q_proj and v_proj) or full.
     #[arg(long, default_value = "lora")]
     finetune: Finetune,
-    /// With --finetune lora: run the frozen SmolLM2's block projections in
-    /// bf16 (1.5-2.2x faster per step measured on CPUs with AVX512-BF16 or
-    /// AMX; likely slower on CPUs without them).
+    /// bf16 matrix products: for T5, mixed precision (f32 weights, norms
+    /// and loss; see docs/benchmarks.md for the speed-up); with
+    /// --finetune lora, the frozen SmolLM2's block projections in bf16
+    /// (1.5-2.2x faster per step). Faster on CPUs with AVX512-BF16 or AMX,
+    /// likely slower on CPUs without them.
     #[arg(long)]
     bf16: bool,
     /// Start from this Hugging Face T5 checkpoint directory instead of random weights.
@@ -249,10 +251,13 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if args.reindex != Reindex::Original {
         tag.push_str(&format!(" [reindex {}]", args.reindex));
     }
-    let graph_tag = match args.graph_edges {
+    let mut run_tag = match args.graph_edges {
         GraphEdges::Train => String::new(),
         e => format!(" [graph {e}]"),
     };
+    if args.bf16 {
+        run_tag.push_str(" [bf16]");
+    }
     println!(
         "test: {} seeded users x (1 target + {} negatives); sequential over all {} items",
         test.cases.len(),
@@ -299,6 +304,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         graph_edges: args.graph_edges,
         reindex: args.reindex,
         prompt_style: args.prompts,
+        t5_bf16: args.bf16 && !matches!(backbone, Backbone::Llama { .. }),
         ..ElmrecConfig::default()
     };
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
@@ -351,6 +357,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         if args.graph_edges != GraphEdges::Train {
             name.push_str(&format!("-graph-{}", args.graph_edges).replace(':', ""));
         }
+        if args.bf16 {
+            name.push_str("-bf16");
+        }
         let dir = args.out.join(name);
         println!(
             "training {label} {} ({:?} direct, {:?} sequential) in {} (budget {:.0} min)",
@@ -371,7 +380,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             result.test.seconds
         );
         rows.extend(lm_rows(
-            &format!("{label} {}{tag}{graph_tag}", v.name()),
+            &format!("{label} {}{tag}{run_tag}", v.name()),
             &result,
         ));
         curves.push((v.name().to_string(), run_log(&dir)?));

@@ -190,14 +190,7 @@ impl Backbone {
     pub fn config(&self) -> Option<T5Config> {
         match self {
             Backbone::T5Small => Some(T5Config::t5_small()),
-            Backbone::T5Mini => Some(T5Config {
-                d_model: 256,
-                d_kv: 32,
-                d_ff: 1024,
-                num_layers: 4,
-                num_heads: 8,
-                ..T5Config::t5_small()
-            }),
+            Backbone::T5Mini => Some(T5Config::t5_mini()),
             Backbone::Custom(c) => Some(c.clone()),
             Backbone::Llama { .. } => None,
         }
@@ -304,6 +297,14 @@ pub struct ElmrecConfig {
     /// not written, so those run directories still resume.
     #[serde(default = "pod_comma", skip_serializing_if = "is_pod_comma")]
     pub prompt_style: PromptStyle,
+    /// T5 backbones: run the matrix products in bf16 with `f32` weights,
+    /// norms and loss ([`T5::set_compute_kind`](graft_lm::T5::set_compute_kind);
+    /// mixed precision, as PyTorch's CPU autocast). Faster on CPUs with
+    /// bf16 instructions (see `docs/benchmarks.md`), equal to `f32` only to
+    /// bf16's precision. A LLaMA backbone has its own switch
+    /// ([`Backbone::Llama`]'s `bf16_base`). Written only when set.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub t5_bf16: bool,
 }
 
 fn pod_comma() -> PromptStyle {
@@ -348,6 +349,7 @@ impl Default for ElmrecConfig {
             graph_edges: GraphEdges::Train,
             reindex: Reindex::Original,
             prompt_style: PromptStyle::Official,
+            t5_bf16: false,
         }
     }
 }
@@ -398,6 +400,9 @@ impl ElmrecConfig {
             .map_err(|e| ElmrecError::Config(e.to_string()))?;
         if self.backbone.is_llama() && self.init_dir.is_some() {
             return bad("init_dir is for T5 backbones; a LLaMA backbone names its weights");
+        }
+        if self.t5_bf16 && matches!(self.backbone, Backbone::Llama { .. }) {
+            return bad("t5_bf16 is for T5 backbones (a LLaMA backbone has bf16_base)");
         }
         match &self.backbone {
             Backbone::Llama {
@@ -484,6 +489,21 @@ mod tests {
         assert_eq!(v["prompt_style"], "official");
         assert_eq!(v["graph_edges"]["share"], 0.535);
         assert!(v.get("reindex").is_none());
+        assert!(v.get("t5_bf16").is_none());
+        let bf16 = ElmrecConfig {
+            t5_bf16: true,
+            ..ElmrecConfig::default()
+        };
+        assert_eq!(serde_json::to_value(&bf16).unwrap()["t5_bf16"], true);
+        assert!(bf16.validate().is_ok());
+        let err = ElmrecConfig {
+            backbone: Backbone::smollm2_135m(),
+            ..bf16
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("t5_bf16"), "{err}");
         assert_eq!(serde_json::from_value::<ElmrecConfig>(v).unwrap(), new);
         assert!(ElmrecConfig {
             graph_edges: GraphEdges::Share(1.5),

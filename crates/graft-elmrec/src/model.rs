@@ -165,6 +165,9 @@ impl ElmrecModel {
                     Some(dir) => T5::load(dir, device)?.0,
                     None => T5::random(&t5cfg, cfg.seed as i64, device)?,
                 };
+                if cfg.t5_bf16 {
+                    t5.set_compute_kind(Kind::BFloat16)?;
+                }
                 t5.set_requires_grad(true);
                 let d = t5.config().d_model;
                 (Net::T5(t5), d)
@@ -699,10 +702,18 @@ impl ElmrecModel {
         let enc = self.encode(examples, tables)?;
         let targets = self.targets(examples)?;
         let (dec, labels) = self.teacher_forcing(&targets)?;
-        let logits = t5.decode(&dec, &enc.hidden, &enc.mask)?;
-        let v = logits.size()[2];
-        Ok(logits.f_view([-1, v])?.f_cross_entropy_loss::<Tensor>(
-            &labels.f_view([-1])?,
+        let cross = t5.cross_kv(&enc.hidden)?;
+        let h = t5.decode_hidden(&dec, &cross, &enc.mask)?;
+        // Vocabulary logits only at the target positions (padding after
+        // shorter targets has none): the output head is the largest
+        // product of the decoder.
+        let d = h.size()[2];
+        let labels = labels.f_view([-1])?;
+        let keep = labels.f_ge(0)?.f_nonzero()?.f_squeeze_dim(1)?;
+        let h = h.f_view([-1, d])?.f_index_select(0, &keep)?;
+        let logits = t5.lm_logits(&h)?;
+        Ok(logits.f_cross_entropy_loss::<Tensor>(
+            &labels.f_index_select(0, &keep)?,
             None,
             Reduction::Mean,
             -100,

@@ -355,3 +355,36 @@ fn sampler_is_a_pure_function_of_step_and_micro_batch() {
         }
     }
 }
+
+#[test]
+fn bf16_products_score_generate_and_agree_with_the_loss() {
+    let Some(tok) = tokenizer() else { return };
+    let split = split();
+    let c = ElmrecConfig {
+        t5_bf16: true,
+        ..cfg(Variant::Graph)
+    };
+    let model = ElmrecModel::new(&c, &split, tok, Device::Cpu).expect("model");
+    assert_eq!(model.t5().expect("t5").compute_kind(), Kind::BFloat16);
+    let tables = model.tables().expect("tables");
+    let cands = vec![3u32, 17, 42, 5, 8];
+    let d = Example {
+        task: Task::Direct,
+        user: 2,
+        history: vec![],
+        candidates: cands.clone(),
+        target: 17,
+        template: None,
+    };
+    let scores = model.score_candidates(&d, &tables).expect("score");
+    assert!(scores.iter().all(|s| s.is_finite() && *s < 0.0));
+    let loss = model.loss(std::slice::from_ref(&d), &tables).expect("loss");
+    assert_eq!(loss.kind(), Kind::Float);
+    let n = model.item_tokens(17).expect("tokens").len() as f64;
+    let (a, b) = (-loss.double_value(&[]) * n, f64::from(scores[1]));
+    assert!((a - b).abs() < 2e-2 * b.abs().max(1.0), "{a} vs {b}");
+    let out = model
+        .generate(&d, &tables, &model.candidate_trie(&cands), 5)
+        .expect("generate");
+    assert!(!out.is_empty() && out.iter().all(|i| cands.contains(i)));
+}

@@ -143,6 +143,21 @@ impl T5Config {
         }
     }
 
+    /// graft's small T5 for CPU runs (4 + 4 blocks of width 256, 8 heads
+    /// of 32, feed-forward 1024; t5-small's vocabulary): `--backbone
+    /// t5-mini` in the ELMRec example. Not a published checkpoint; it is
+    /// always trained from random weights.
+    pub fn t5_mini() -> Self {
+        Self {
+            d_model: 256,
+            d_kv: 32,
+            d_ff: 1024,
+            num_layers: 4,
+            num_heads: 8,
+            ..Self::t5_small()
+        }
+    }
+
     /// Reads a Hugging Face `config.json`.
     ///
     /// # Errors
@@ -257,6 +272,8 @@ pub struct T5 {
     decoder_norm: Tensor,
     lm_head: Option<Tensor>,
     device: Device,
+    /// Kind of the matrix products ([`T5::set_compute_kind`]).
+    compute: Kind,
 }
 
 /// Where weights come from: a checkpoint, or seeded random values.
@@ -443,7 +460,73 @@ impl T5 {
             decoder_norm,
             lm_head,
             device,
+            compute: Kind::Float,
         })
+    }
+
+    /// Runs every matrix product (the attention projections and the
+    /// attention itself, the feed-forward layers and the output head, in
+    /// both stacks) in `kind`, typically [`Kind::BFloat16`], while the
+    /// weights, embeddings, residual stream, layer norms, logits and loss
+    /// stay `f32`: mixed precision as PyTorch's CPU autocast does it. The
+    /// `f32` weights stay the trained ones (their gradients flow back
+    /// through the casts), so this is for training as well as inference.
+    /// On CPUs with bf16 instructions (AVX512-BF16, AMX) a training step is
+    /// faster (measured in `docs/benchmarks.md`, `bench_t5`); results then
+    /// agree with `f32` to bf16's precision (about 3 significant digits),
+    /// not bit for bit. [`Kind::Float`] (the default) switches it off.
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::WrongType`] for a kind other than `Float`, `BFloat16` or
+    /// `Half`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use graft_lm::{T5, T5Config};
+    /// # use tch::{Device, Kind, Tensor};
+    /// let cfg = T5Config { d_model: 16, d_kv: 4, d_ff: 32, num_layers: 1, num_heads: 2,
+    ///                      vocab_size: 40, ..T5Config::t5_small() };
+    /// let mut t5 = T5::random(&cfg, 0, Device::Cpu)?;
+    /// t5.set_compute_kind(Kind::BFloat16)?;
+    /// let ids = Tensor::from_slice(&[5i64, 6, 7]).view([1, 3]);
+    /// let enc = t5.encode(&ids, &Tensor::ones([1, 3], (Kind::Int64, Device::Cpu)))?;
+    /// assert_eq!(enc.kind(), Kind::Float);
+    /// # Ok::<(), graft_lm::LmError>(())
+    /// ```
+    pub fn set_compute_kind(&mut self, kind: Kind) -> Result<()> {
+        if !matches!(kind, Kind::Float | Kind::BFloat16 | Kind::Half) {
+            return Err(LmError::WrongType {
+                name: "T5 compute kind".into(),
+                expected: "Float, BFloat16 or Half".into(),
+                found: format!("{kind:?}"),
+            });
+        }
+        self.compute = kind;
+        Ok(())
+    }
+
+    /// The kind of the matrix products (see
+    /// [`set_compute_kind`](Self::set_compute_kind)).
+    pub fn compute_kind(&self) -> Kind {
+        self.compute
+    }
+
+    /// `x W^T` in the compute kind (the result stays in it).
+    fn linear(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        let c = self.compute;
+        Ok(x.f_to_kind(c)?.f_matmul(&w.f_to_kind(c)?.f_tr()?)?)
+    }
+
+    /// An additive attention bias in the compute kind; the `f32::MIN`
+    /// entries of masks are clamped first so that they stay finite in a
+    /// half-precision kind.
+    fn bias_in_compute_kind(&self, bias: &Tensor) -> Result<Tensor> {
+        if bias.f_kind()? == self.compute {
+            return Ok(bias.shallow_clone());
+        }
+        Ok(bias.f_clamp_min(-1e30)?.f_to_kind(self.compute)?)
     }
 
     /// The configuration.
@@ -516,9 +599,12 @@ impl T5 {
             .f_unsqueeze(0)?)
     }
 
-    fn attention(&self, a: &Attention, x: &Tensor, kv: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let (k, v) = self.project_kv(a, kv)?;
-        self.attend(a, x, &k, &v, bias)
+    /// Self-attention of `x` (cast to the compute kind once for the
+    /// three projections); the result has `x`'s kind.
+    fn self_attention(&self, a: &Attention, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let xc = x.f_to_kind(self.compute)?;
+        let (k, v) = self.project_kv(a, &xc)?;
+        Ok(self.attend(a, &xc, &k, &v, bias)?.f_to_kind(x.f_kind()?)?)
     }
 
     /// Keys and values `[B, heads, T, d_kv]` of `kv` for attention `a`.
@@ -528,13 +614,13 @@ impl T5 {
         let split =
             |t: Tensor| -> Result<Tensor> { Ok(t.f_view([b, tk, h, dk])?.f_transpose(1, 2)?) };
         Ok((
-            split(kv.f_matmul(&a.k.f_tr()?)?)?,
-            split(kv.f_matmul(&a.v.f_tr()?)?)?,
+            split(self.linear(kv, &a.k)?)?,
+            split(self.linear(kv, &a.v)?)?,
         ))
     }
 
     /// Attention of `x` over projected keys/values (their batch may be 1
-    /// and is then broadcast over `x`'s batch).
+    /// and is then broadcast over `x`'s batch), in the compute kind.
     fn attend(
         &self,
         a: &Attention,
@@ -545,8 +631,8 @@ impl T5 {
     ) -> Result<Tensor> {
         let (b, tq) = (x.size()[0], x.size()[1]);
         let (h, dk) = (self.cfg.num_heads as i64, self.cfg.d_kv as i64);
-        let q = x
-            .f_matmul(&a.q.f_tr()?)?
+        let q = self
+            .linear(x, &a.q)?
             .f_view([b, tq, h, dk])?
             .f_transpose(1, 2)?;
         let (k, v) = if k.size()[0] != b {
@@ -558,23 +644,30 @@ impl T5 {
             (k.shallow_clone(), v.shallow_clone())
         };
         // T5 does not scale the scores.
-        let att =
-            Tensor::f_scaled_dot_product_attention(&q, &k, &v, Some(bias), 0.0, false, 1.0, false)?;
-        Ok(att
-            .f_transpose(1, 2)?
-            .f_reshape([b, tq, h * dk])?
-            .f_matmul(&a.o.f_tr()?)?)
+        let bias = self.bias_in_compute_kind(bias)?;
+        let att = Tensor::f_scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            Some(&bias),
+            0.0,
+            false,
+            1.0,
+            false,
+        )?;
+        let att = att.f_transpose(1, 2)?.f_reshape([b, tq, h * dk])?;
+        self.linear(&att, &a.o)
     }
 
     fn feed_forward(&self, ff: &FeedForward, x: &Tensor) -> Result<Tensor> {
         let hidden = match &ff.wi_1 {
-            None => x.f_matmul(&ff.wi.f_tr()?)?.f_relu()?,
-            Some(wi_1) => x
-                .f_matmul(&ff.wi.f_tr()?)?
+            None => self.linear(x, &ff.wi)?.f_relu()?,
+            Some(wi_1) => self
+                .linear(x, &ff.wi)?
                 .f_gelu("tanh")?
-                .f_mul(&x.f_matmul(&wi_1.f_tr()?)?)?,
+                .f_mul(&self.linear(x, wi_1)?)?,
         };
-        Ok(hidden.f_matmul(&ff.wo.f_tr()?)?)
+        Ok(self.linear(&hidden, &ff.wo)?.f_to_kind(x.f_kind()?)?)
     }
 
     /// Additive `[B, 1, 1, T]` mask from a `[B, T]` 0/1 mask.
@@ -616,11 +709,11 @@ impl T5 {
                 (Kind::Float, self.device),
             )?,
         };
-        let bias = pos.f_add(&Self::padding_bias(mask)?)?;
+        let bias = self.bias_in_compute_kind(&pos.f_add(&Self::padding_bias(mask)?)?)?;
         let mut h = x.shallow_clone();
         for blk in &self.encoder {
             let n = self.norm(&h, &blk.self_norm)?;
-            h = h.f_add(&self.attention(&blk.self_attn, &n, &n, &bias)?)?;
+            h = h.f_add(&self.self_attention(&blk.self_attn, &n, &bias)?)?;
             let n = self.norm(&h, &blk.ff_norm)?;
             h = h.f_add(&self.feed_forward(&blk.ff, &n)?)?;
         }
@@ -687,7 +780,8 @@ impl T5 {
             .f_tril(0)?
             .f_logical_not()?;
         self_bias = self_bias.f_masked_fill(&causal, f64::from(f32::MIN))?;
-        let cross_bias = Self::padding_bias(enc_mask)?;
+        let self_bias = self.bias_in_compute_kind(&self_bias)?;
+        let cross_bias = self.bias_in_compute_kind(&Self::padding_bias(enc_mask)?)?;
         let b = dec_ids.size()[0];
         let cross_bias = if cross_bias.size()[0] != b {
             cross_bias.f_expand([b, -1, -1, -1], false)?
@@ -698,7 +792,7 @@ impl T5 {
         let mut kv = cross.kv.iter();
         for blk in &self.decoder {
             let n = self.norm(&h, &blk.self_norm)?;
-            h = h.f_add(&self.attention(&blk.self_attn, &n, &n, &self_bias)?)?;
+            h = h.f_add(&self.self_attention(&blk.self_attn, &n, &self_bias)?)?;
             if let Some((norm, att)) = &blk.cross {
                 let (k, v) = kv.next().ok_or_else(|| LmError::WrongType {
                     name: "cross-attention cache".into(),
@@ -706,7 +800,7 @@ impl T5 {
                     found: format!("{} pairs", cross.kv.len()),
                 })?;
                 let n = self.norm(&h, norm)?;
-                h = h.f_add(&self.attend(att, &n, k, v, &cross_bias)?)?;
+                h = h.f_add(&self.attend(att, &n, k, v, &cross_bias)?.f_to_kind(n.f_kind()?)?)?;
             }
             let n = self.norm(&h, &blk.ff_norm)?;
             h = h.f_add(&self.feed_forward(&blk.ff, &n)?)?;
@@ -726,7 +820,8 @@ impl T5 {
         } else {
             h.shallow_clone()
         };
-        Ok(h.f_matmul(&self.lm_head.as_ref().unwrap_or(&self.shared).f_tr()?)?)
+        let head = self.lm_head.as_ref().unwrap_or(&self.shared);
+        Ok(self.linear(&h, head)?.f_to_kind(h.f_kind()?)?)
     }
 
     /// Beam search on the decoder for one encoded input (`enc`:

@@ -363,3 +363,113 @@ fn constrained_beam_search_only_emits_allowed_sequences() {
         assert!((lp - h.log_prob).abs() < 1e-4, "{lp} vs {}", h.log_prob);
     }
 }
+
+/// `|a - b|` relative to `b`'s largest magnitude.
+fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
+    max_diff(a, b) / b.abs().max().double_value(&[])
+}
+
+#[test]
+fn bf16_products_stay_close_to_transformers_f32() {
+    for name in ["t5_tiny_relu", "t5_tiny_gated"] {
+        let (mut model, _) = T5::load(fixture(name), Device::Cpu).unwrap();
+        assert_eq!(model.compute_kind(), Kind::Float);
+        model.set_compute_kind(Kind::BFloat16).unwrap();
+        assert_eq!(model.compute_kind(), Kind::BFloat16);
+        let (ids, mask, dec, logits, enc_out) = golden(name);
+        let enc = tch::no_grad(|| model.encode(&ids, &mask)).unwrap();
+        let out = tch::no_grad(|| model.decode(&dec, &enc, &mask)).unwrap();
+        // The residual stream, norms and logits stay f32.
+        assert_eq!((enc.kind(), out.kind()), (Kind::Float, Kind::Float));
+        let real = mask.to_kind(Kind::Bool).unsqueeze(-1).logical_not();
+        let d_enc = rel_diff(&enc.masked_fill(&real, 0.0), &enc_out.masked_fill(&real, 0.0));
+        let d_logits = rel_diff(&out, &logits);
+        eprintln!("{name} bf16: encoder rel diff {d_enc:.2e}, logits rel diff {d_logits:.2e}");
+        // bf16 keeps 8 significant bits (relative rounding 2^-9 = 2e-3 per
+        // product input); a few layers of them stay within a few percent.
+        assert!(d_enc < 2e-2 && d_logits < 2e-2, "{name}: {d_enc} {d_logits}");
+        assert!(d_logits > 0.0, "{name}: bf16 changed nothing");
+        // The same argmax almost everywhere.
+        let same = out
+            .argmax(-1, false)
+            .eq_tensor(&logits.argmax(-1, false))
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
+        assert!(same > 0.9, "{name}: argmax agreement {same}");
+        // Back to f32: exact again.
+        model.set_compute_kind(Kind::Float).unwrap();
+        let out = tch::no_grad(|| model.decode(&dec, &model.encode(&ids, &mask)?, &mask)).unwrap();
+        assert!(max_diff(&out, &logits) < 1e-5);
+    }
+}
+
+#[test]
+fn bf16_products_train_the_f32_weights() {
+    let (mut model, _) = T5::load(fixture("t5_tiny_gated"), Device::Cpu).unwrap();
+    let (ids, mask, dec, _, _) = golden("t5_tiny_gated");
+    model.set_requires_grad(true);
+    let grads = |model: &T5| -> Vec<Tensor> {
+        for (_, p) in model.named_parameters() {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        let enc = model.encode(&ids, &mask).unwrap();
+        let logits = model.decode(&dec, &enc, &mask).unwrap();
+        logits
+            .log_softmax(-1, Kind::Float)
+            .select(2, 5)
+            .mean(Kind::Float)
+            .backward();
+        model
+            .named_parameters()
+            .into_iter()
+            .map(|(_, p)| p.grad().copy())
+            .collect()
+    };
+    let exact = grads(&model);
+    model.set_compute_kind(Kind::BFloat16).unwrap();
+    let mixed = grads(&model);
+    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    for ((name, e), m) in names.iter().zip(&exact).zip(&mixed) {
+        // Gradients reach every f32 weight, in f32.
+        assert_eq!(m.kind(), Kind::Float, "{name}");
+        let (ne, nm) = (e.norm().double_value(&[]), m.norm().double_value(&[]));
+        if ne == 0.0 {
+            continue;
+        }
+        let cos = (e * m).sum(Kind::Float).double_value(&[]) / (ne * nm);
+        assert!(cos > 0.99, "{name}: cosine {cos} between f32 and bf16 gradients");
+    }
+}
+
+#[test]
+fn compute_kind_must_be_floating() {
+    let mut m = tiny_random();
+    assert!(matches!(
+        m.set_compute_kind(Kind::Int64),
+        Err(LmError::WrongType { .. })
+    ));
+    assert!(matches!(
+        m.set_compute_kind(Kind::Double),
+        Err(LmError::WrongType { .. })
+    ));
+    assert_eq!(m.compute_kind(), Kind::Float);
+    // A bf16 beam search returns well-formed hypotheses.
+    m.set_compute_kind(Kind::BFloat16).unwrap();
+    let ids = Tensor::from_slice(&[5i64, 6, 7, 8]).view([1, 4]);
+    let mask = Tensor::ones([1, 4], (Kind::Int64, Device::Cpu));
+    let enc = tch::no_grad(|| m.encode(&ids, &mask)).unwrap();
+    let cfg = graft_lm::beam::BeamConfig {
+        beams: 3,
+        max_new: 3,
+        eos: Some(1),
+        length_penalty: 1.0,
+        num_return: 3,
+    };
+    let hyps = m.beam_search(&enc, &mask, &cfg).unwrap();
+    assert_eq!(hyps.len(), 3);
+    assert!(hyps.iter().all(|h| h.score.is_finite() && !h.tokens.is_empty()));
+}
