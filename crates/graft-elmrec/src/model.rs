@@ -2,6 +2,8 @@
 //! tokens get whole-word embeddings (graph-aware or incremental), with
 //! continuous prompt vectors per task.
 
+use std::collections::HashMap;
+
 use graft_data::LeaveOneOut;
 use graft_graph::BipartiteGraph;
 use graft_lm::gguf::GgufFile;
@@ -748,17 +750,37 @@ impl ElmrecModel {
             }
         };
         let enc = self.encode(std::slice::from_ref(example), tables)?;
-        let (dec, labels) = self.teacher_forcing(&targets)?;
+        let (dec, _) = self.teacher_forcing(&targets)?;
         let cross = t5.cross_kv(&enc.hidden)?;
         let h = t5.decode_hidden(&dec, &cross, &enc.mask)?;
+        // The decoder state at position k depends only on the target's
+        // first k tokens, so candidates sharing a prefix share its
+        // next-token distribution: the output head (the largest product
+        // here) runs once per distinct prefix, not once per candidate and
+        // position.
+        let width = h.size()[1] as usize;
+        let (rows, picks) = prefix_rows(&targets, width);
+        let d = h.size()[2];
+        let rows = Tensor::f_from_slice(&rows)?.f_to(h.device())?;
+        let h = h.f_view([-1, d])?.f_index_select(0, &rows)?;
         let logp = t5.lm_logits(&h)?.f_log_softmax(-1, Kind::Float)?;
-        let valid = labels.f_ge(0)?;
-        let picked = logp
-            .f_gather(2, &labels.f_clamp_min(0)?.f_unsqueeze(2)?, false)?
-            .f_squeeze_dim(2)?
-            .f_mul(&valid.f_to_kind(Kind::Float)?)?
-            .f_sum_dim_intlist(1, false, Kind::Float)?;
-        Ok(Vec::<f32>::try_from(picked.f_to(Device::Cpu)?)?)
+        let v = t5.config().vocab_size;
+        let flat: Vec<i64> = picks
+            .iter()
+            .flatten()
+            .map(|&(r, tok)| (r * v + tok) as i64)
+            .collect();
+        let flat = Tensor::f_from_slice(&flat)?.f_to(logp.device())?;
+        let picked = Vec::<f32>::try_from(
+            logp.f_view([-1])?
+                .f_index_select(0, &flat)?
+                .f_to(Device::Cpu)?,
+        )?;
+        let mut picked = picked.into_iter();
+        Ok(picks
+            .iter()
+            .map(|p| picked.by_ref().take(p.len()).sum())
+            .collect())
     }
 
     /// Beam search constrained to `trie`'s items; items best first.
@@ -832,6 +854,32 @@ impl ElmrecModel {
 /// Loads a LLaMA backbone from a GGUF file or a Hugging Face directory and
 /// prepares it for `finetune` (LoRA adapters seeded with `seed`, over bf16
 /// block projections when `bf16_base`, or every weight trainable).
+/// For teacher-forced `targets` padded to `width` positions: the flat
+/// (candidate-major) decoder positions of the distinct prefixes, in first
+/// occurrence order, and for each target its `(row, token)` picks: the
+/// index into those rows of each position's prefix and the token scored
+/// there.
+fn prefix_rows(targets: &[&[u32]], width: usize) -> (Vec<i64>, Vec<Vec<(usize, usize)>>) {
+    let mut seen: HashMap<&[u32], usize> = HashMap::new();
+    let mut rows = Vec::new();
+    let picks = targets
+        .iter()
+        .enumerate()
+        .map(|(c, t)| {
+            (0..t.len())
+                .map(|k| {
+                    let r = *seen.entry(&t[..k]).or_insert_with(|| {
+                        rows.push((c * width + k) as i64);
+                        rows.len() - 1
+                    });
+                    (r, t[k] as usize)
+                })
+                .collect()
+        })
+        .collect();
+    (rows, picks)
+}
+
 fn load_llama(
     weights: &std::path::Path,
     finetune: &Finetune,
@@ -876,4 +924,25 @@ fn load_llama(
         }
     };
     Ok(LlamaNet { llama, lora, eos })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_rows;
+
+    #[test]
+    fn shared_prefixes_share_one_row() {
+        let t: [&[u32]; 3] = [&[5, 6, 1], &[5, 7, 1], &[8, 1]];
+        let (rows, picks) = prefix_rows(&t, 3);
+        // [], [5], [5 6], [5 7], [8] at their first flat positions.
+        assert_eq!(rows, vec![0, 1, 2, 5, 7]);
+        assert_eq!(
+            picks,
+            vec![
+                vec![(0, 5), (1, 6), (2, 1)],
+                vec![(0, 5), (1, 7), (3, 1)],
+                vec![(0, 8), (4, 1)],
+            ]
+        );
+    }
 }

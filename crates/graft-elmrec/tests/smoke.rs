@@ -251,18 +251,21 @@ fn generation_stays_inside_the_trie_and_scores_every_candidate() {
         let scores = model.score_candidates(&d, &tables).expect("score");
         assert_eq!(scores.len(), 5);
         assert!(scores.iter().all(|s| s.is_finite() && *s < 0.0));
-        // Likelihood scoring agrees with the teacher-forced loss of one candidate.
-        let one = Example {
-            candidates: cands.clone(),
-            target: 17,
-            ..d.clone()
-        };
-        let loss = model.loss(&[one], &tables).expect("loss").double_value(&[]);
-        let n = model.item_tokens(17).expect("tokens").len() as f64;
-        assert!(
-            (-loss * n - f64::from(scores[1])).abs() < 1e-3,
-            "{loss} {scores:?}"
-        );
+        // Likelihood scoring agrees with the teacher-forced loss of each
+        // candidate.
+        for (&c, &score) in cands.iter().zip(&scores) {
+            let one = Example {
+                candidates: cands.clone(),
+                target: c,
+                ..d.clone()
+            };
+            let loss = model.loss(&[one], &tables).expect("loss").double_value(&[]);
+            let n = model.item_tokens(c).expect("tokens").len() as f64;
+            assert!(
+                (-loss * n - f64::from(score)).abs() < 1e-3,
+                "{c}: {loss} {scores:?}"
+            );
+        }
         let s = Example {
             task: Task::Sequential,
             user: 2,
