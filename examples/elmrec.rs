@@ -29,6 +29,7 @@ use graft_elmrec::{
 };
 use graft_metrics::BootstrapConfig;
 use graft_prompt::PromptStyle;
+use graft_train::LrDecay;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -112,6 +113,13 @@ struct Args {
     /// AdamW learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Steps of linear learning-rate warm-up (the official code has none).
+    #[arg(long, default_value_t = 0)]
+    warmup_steps: u64,
+    /// Learning-rate decay after warm-up, to zero at --max-steps: constant
+    /// (the official code), linear or cosine.
+    #[arg(long, default_value = "constant")]
+    lr_decay: LrDecay,
     /// Largest number of optimizer steps per variant.
     #[arg(long, default_value_t = 100_000)]
     max_steps: u64,
@@ -258,6 +266,17 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if args.bf16 {
         run_tag.push_str(" [bf16]");
     }
+    // Non-default learning-rate schedules name the run directory and row.
+    let mut schedule_tag = String::new();
+    if args.warmup_steps > 0 {
+        schedule_tag.push_str(&format!("-warmup{}", args.warmup_steps));
+    }
+    if args.lr_decay != LrDecay::Constant {
+        schedule_tag.push_str(&format!("-{}", args.lr_decay));
+    }
+    if !schedule_tag.is_empty() {
+        run_tag.push_str(&format!(" [lr{schedule_tag}]"));
+    }
     println!(
         "test: {} seeded users x (1 target + {} negatives); sequential over all {} items",
         test.cases.len(),
@@ -305,6 +324,8 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         reindex: args.reindex,
         prompt_style: args.prompts,
         t5_bf16: args.bf16 && !matches!(backbone, Backbone::Llama { .. }),
+        lr_warmup_steps: args.warmup_steps,
+        lr_decay: args.lr_decay,
         ..ElmrecConfig::default()
     };
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
@@ -360,6 +381,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         if args.bf16 {
             name.push_str("-bf16");
         }
+        name.push_str(&schedule_tag);
         let dir = args.out.join(name);
         println!(
             "training {label} {} ({:?} direct, {:?} sequential) in {} (budget {:.0} min)",

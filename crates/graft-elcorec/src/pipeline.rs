@@ -140,6 +140,7 @@ pub fn pretrain_gat(
         clip_norm: None,
         patience: cfg.patience,
         seed: cfg.seed,
+        schedule: None,
     };
     let training = fit(&mut GatPretrainer::new(&expert, data), &mut opt, &run, &lc)?;
     let result = finish(
@@ -185,6 +186,7 @@ pub fn run_classic(
         clip_norm: None,
         patience: Some(cfg.patience),
         seed: cfg.seed,
+        schedule: None,
     };
     let training = fit(&mut ClassicTrainer::new(&model, data), &mut opt, &run, &lc)?;
     finish(
@@ -276,6 +278,7 @@ pub fn run_llm(
         clip_norm: cfg.clip_norm,
         patience: None,
         seed: cfg.seed,
+        schedule: None,
     };
     let training = fit(
         &mut LlmTrainer::new(&llm, &train, &valid),

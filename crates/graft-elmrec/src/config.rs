@@ -6,6 +6,7 @@ use graft_data::{GraphEdges, Reindex};
 use graft_lm::T5Config;
 use graft_lora::LoraConfig;
 use graft_prompt::PromptStyle;
+use graft_train::{LrDecay, LrSchedule};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ElmrecError, Result};
@@ -305,6 +306,14 @@ pub struct ElmrecConfig {
     /// ([`Backbone::Llama`]'s `bf16_base`). Written only when set.
     #[serde(default, skip_serializing_if = "is_default")]
     pub t5_bf16: bool,
+    /// Steps of linear learning-rate warm-up (none in the official code).
+    /// Written only when set.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lr_warmup_steps: u64,
+    /// Learning-rate decay after warm-up, to zero at `max_steps` (the
+    /// official code keeps it constant). Written only when set.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lr_decay: LrDecay,
 }
 
 fn pod_comma() -> PromptStyle {
@@ -350,11 +359,24 @@ impl Default for ElmrecConfig {
             reindex: Reindex::Original,
             prompt_style: PromptStyle::Official,
             t5_bf16: false,
+            lr_warmup_steps: 0,
+            lr_decay: LrDecay::Constant,
         }
     }
 }
 
 impl ElmrecConfig {
+    /// The training loop's learning-rate schedule: `None` (the optimizer's
+    /// constant rate, as the official code) without warm-up or decay.
+    pub fn lr_schedule(&self) -> Option<LrSchedule> {
+        (self.lr_warmup_steps > 0 || self.lr_decay != LrDecay::Constant).then_some(LrSchedule {
+            base_lr: self.optimizer.lr,
+            warmup_steps: self.lr_warmup_steps,
+            decay: self.lr_decay,
+            total_steps: self.max_steps,
+        })
+    }
+
     /// Sets both embedding modes from a named variant.
     pub fn with_variant(mut self, v: Variant) -> Self {
         (self.direct_embedding, self.sequential_embedding) = v.modes();
@@ -381,6 +403,10 @@ impl ElmrecConfig {
         }
         if self.history_len == 0 {
             return bad("history_len must be positive");
+        }
+        if let Some(s) = self.lr_schedule() {
+            s.validate()
+                .map_err(|e| ElmrecError::Config(format!("learning-rate schedule: {e}")))?;
         }
         if !(self.alpha_direct.is_finite()
             && self.alpha_sequential.is_finite()
@@ -490,6 +516,23 @@ mod tests {
         assert_eq!(v["graph_edges"]["share"], 0.535);
         assert!(v.get("reindex").is_none());
         assert!(v.get("t5_bf16").is_none());
+        assert!(v.get("lr_warmup_steps").is_none() && v.get("lr_decay").is_none());
+        assert_eq!(new.lr_schedule(), None);
+        let sched = ElmrecConfig {
+            lr_warmup_steps: 100,
+            lr_decay: LrDecay::Cosine,
+            max_steps: 1000,
+            ..ElmrecConfig::default()
+        };
+        let s = sched.lr_schedule().unwrap();
+        assert_eq!((s.base_lr, s.warmup_steps, s.total_steps), (1e-3, 100, 1000));
+        assert_eq!(serde_json::to_value(&sched).unwrap()["lr_decay"], "cosine");
+        assert!(ElmrecConfig {
+            lr_warmup_steps: 1000,
+            ..sched
+        }
+        .validate()
+        .is_err());
         let bf16 = ElmrecConfig {
             t5_bf16: true,
             ..ElmrecConfig::default()

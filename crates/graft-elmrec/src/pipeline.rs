@@ -264,6 +264,7 @@ pub fn train_and_evaluate(
         clip_norm: cfg.clip_norm,
         patience: cfg.patience,
         seed: cfg.seed,
+        schedule: cfg.lr_schedule(),
     };
     let outcome: TrainOutcome = {
         let mut task = ElmrecTrainer::new(&model, split, cfg, &valid);

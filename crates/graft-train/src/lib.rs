@@ -61,6 +61,7 @@ pub mod error;
 pub mod progress;
 pub mod rundir;
 pub mod runtime;
+pub mod schedule;
 pub mod train;
 
 pub use adamw::{AdamW, AdamWConfig};
@@ -70,6 +71,7 @@ pub use error::{Result, TrainError};
 pub use progress::TrainProgress;
 pub use rundir::RunDir;
 pub use runtime::Runtime;
+pub use schedule::{LrDecay, LrSchedule};
 pub use tch;
 pub use train::{
     mix_seed, restore_best, train, LoopConfig, LoopState, StopReason, TrainOutcome, TrainSummary,

@@ -12,6 +12,7 @@ use crate::early::{EarlyStopping, Verdict};
 use crate::error::{Result, TrainError};
 use crate::progress::TrainProgress;
 use crate::rundir::RunDir;
+use crate::schedule::LrSchedule;
 
 /// File name of the best parameters in the run directory.
 pub const BEST_FILE: &str = "best.safetensors";
@@ -47,6 +48,11 @@ pub struct LoopConfig {
     /// a different mix before every evaluation), so dropout and other
     /// libtorch randomness is a function of the step and resume is exact.
     pub seed: u64,
+    /// Learning rate of every step ([`LrSchedule::lr`], set on the
+    /// optimizer before each update); `None` leaves the optimizer's rate
+    /// alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<LrSchedule>,
 }
 
 impl Default for LoopConfig {
@@ -60,6 +66,7 @@ impl Default for LoopConfig {
             clip_norm: None,
             patience: None,
             seed: 0,
+            schedule: None,
         }
     }
 }
@@ -85,6 +92,9 @@ impl LoopConfig {
         }
         if self.clip_norm.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
             return bad("clip_norm must be finite and >= 0");
+        }
+        if let Some(s) = &self.schedule {
+            s.validate()?;
         }
         Ok(())
     }
@@ -361,6 +371,9 @@ pub fn train<T: TrainTask>(
         let loss = loss_sum / acc as f64;
         task.before_optimizer_step(step)?;
         let grad_norm = cfg.clip_norm.map(|c| opt.clip_grad_norm(c)).transpose()?;
+        if let Some(s) = &cfg.schedule {
+            opt.set_lr(s.lr(step));
+        }
         opt.step()?;
         state.step = step + 1;
         state.seconds = base_seconds + segment_start.elapsed().as_secs_f64();

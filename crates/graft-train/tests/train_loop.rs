@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use graft_train::{
-    mix_seed, restore_best, train, AdamW, AdamWConfig, LoopConfig, RunDir, StopReason, TrainError,
-    TrainTask,
+    mix_seed, restore_best, train, AdamW, AdamWConfig, LoopConfig, LrDecay, LrSchedule, RunDir,
+    StopReason, TrainError, TrainTask,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -140,6 +140,14 @@ fn kill_cfg() -> LoopConfig {
         clip_norm: Some(1.0),
         patience: None,
         seed: 7,
+        // Warm-up and decay, so the kill test also proves the schedule
+        // resumes where it was.
+        schedule: Some(LrSchedule {
+            base_lr: 0.01,
+            warmup_steps: 5,
+            decay: LrDecay::Cosine,
+            total_steps: 40,
+        }),
     }
 }
 
@@ -265,6 +273,12 @@ fn kill_and_resume_is_bitwise_identical() {
     // Exactly one log line per step (and per evaluation), the same as A's.
     let (log_a, log_b) = (log_without_seconds(&run_a), log_without_seconds(&run_b));
     assert_eq!(step_lines(&log_b), (1..=40).collect::<Vec<u64>>());
+    // Every step ran at its scheduled learning rate, across the kill.
+    let schedule = cfg.schedule.unwrap();
+    for v in log_b.iter().filter(|v| v.get("loss").is_some()) {
+        let step = v["step"].as_u64().unwrap();
+        assert_eq!(v["lr"].as_f64().unwrap(), schedule.lr(step - 1), "step {step}");
+    }
     let evals: Vec<u64> = log_b
         .iter()
         .filter(|v| v.get("eval").is_some())
@@ -379,6 +393,7 @@ fn resume_after_failures_with_accumulation() {
         clip_norm: None,
         patience: None,
         seed: 11,
+        schedule: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let run_a = RunDir::create(tmp.path().join("a"), &cfg).unwrap();
