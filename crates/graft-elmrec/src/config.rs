@@ -314,6 +314,58 @@ pub struct ElmrecConfig {
     /// official code keeps it constant). Written only when set.
     #[serde(default, skip_serializing_if = "is_default")]
     pub lr_decay: LrDecay,
+    /// What early stopping and the best checkpoint follow. Written only
+    /// when not [`Validation::Loss`].
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub validation: Validation,
+}
+
+/// The validation metric of a training run (higher is better after the
+/// sign flip of the loss).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Validation {
+    /// Mean token cross-entropy on fixed validation examples (graft's
+    /// first runs; cheap, but a falling loss need not mean better
+    /// recommendations).
+    #[default]
+    Loss,
+    /// HR@`k` of constrained generation, as the test protocol measures it,
+    /// on the validation users: direct over the validation item and
+    /// `negatives` sampled negatives, sequential over all items (no
+    /// reranking), each with `beams` beams; the mean over the trained
+    /// tasks. The validation losses are still logged.
+    Generation {
+        /// Cut-off (10).
+        k: usize,
+        /// Beams of both tasks (20).
+        beams: usize,
+        /// Negatives of a direct candidate list (99, as the test).
+        negatives: usize,
+    },
+}
+
+impl Validation {
+    /// HR@10 of 20-beam generation, 99 negatives.
+    pub fn generation() -> Self {
+        Self::Generation {
+            k: 10,
+            beams: 20,
+            negatives: 99,
+        }
+    }
+}
+
+impl std::str::FromStr for Validation {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "loss" => Ok(Self::Loss),
+            "generation" => Ok(Self::generation()),
+            _ => Err(format!("unknown validation {s:?} (loss, generation)")),
+        }
+    }
 }
 
 fn pod_comma() -> PromptStyle {
@@ -361,6 +413,7 @@ impl Default for ElmrecConfig {
             t5_bf16: false,
             lr_warmup_steps: 0,
             lr_decay: LrDecay::Constant,
+            validation: Validation::Loss,
         }
     }
 }
@@ -403,6 +456,11 @@ impl ElmrecConfig {
         }
         if self.history_len == 0 {
             return bad("history_len must be positive");
+        }
+        if let Validation::Generation { k, beams, .. } = self.validation {
+            if k == 0 || beams == 0 {
+                return bad("validation by generation needs k and beams of at least 1");
+            }
         }
         if let Some(s) = self.lr_schedule() {
             s.validate()
@@ -525,7 +583,10 @@ mod tests {
             ..ElmrecConfig::default()
         };
         let s = sched.lr_schedule().unwrap();
-        assert_eq!((s.base_lr, s.warmup_steps, s.total_steps), (1e-3, 100, 1000));
+        assert_eq!(
+            (s.base_lr, s.warmup_steps, s.total_steps),
+            (1e-3, 100, 1000)
+        );
         assert_eq!(serde_json::to_value(&sched).unwrap()["lr_decay"], "cosine");
         assert!(ElmrecConfig {
             lr_warmup_steps: 1000,

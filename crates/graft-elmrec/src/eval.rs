@@ -10,7 +10,7 @@ use graft_metrics::{rank_among, BootstrapConfig, RankingEvaluator, RankingReport
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::config::EvalConfig;
+use crate::config::{EvalConfig, TaskMix};
 use crate::data::{direct_example, sequential_example};
 use crate::error::{ElmrecError, Result};
 use crate::model::ElmrecModel;
@@ -137,6 +137,72 @@ pub fn evaluate(
         sequential_reranked: rr_ev.report_with_ci(&boot)?,
         seconds: t0.elapsed().as_secs_f64(),
         ranks: Some(ranks),
+    })
+}
+
+/// Validation hit rates of constrained generation: the share of `set`'s
+/// cases whose target is among the first `k` items generated with `beams`
+/// beams, direct (over each case's candidates) and sequential (over all
+/// items, no reranking); `None` for a task not in `tasks`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GenerationHits {
+    /// Direct HR@k.
+    pub direct: Option<f64>,
+    /// Sequential HR@k.
+    pub sequential: Option<f64>,
+}
+
+impl GenerationHits {
+    /// The mean over the tasks measured (`None` if neither was).
+    pub fn mean(&self) -> Option<f64> {
+        let v: Vec<f64> = [self.direct, self.sequential]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+}
+
+/// [`GenerationHits`] of `model` on `set`.
+///
+/// # Errors
+///
+/// Model failures; `Config` for an empty set.
+pub fn generation_hits(
+    model: &ElmrecModel,
+    set: &EvalSet,
+    tasks: TaskMix,
+    k: usize,
+    beams: usize,
+    history_len: usize,
+) -> Result<GenerationHits> {
+    if set.cases.is_empty() {
+        return Err(ElmrecError::Config("no validation cases".into()));
+    }
+    let _guard = tch::no_grad_guard();
+    let tables = model.tables()?;
+    let hit = |generated: &[u32], target: u32| {
+        usize::from(position(generated, target).is_some_and(|p| p <= k))
+    };
+    let (mut direct, mut seq) = (0usize, 0usize);
+    for case in &set.cases {
+        if tasks != TaskMix::Sequential {
+            let d = direct_example(case);
+            let trie = model.candidate_trie(&d.candidates);
+            direct += hit(&model.generate(&d, &tables, &trie, beams)?, case.target);
+        }
+        if tasks != TaskMix::Direct {
+            let s = sequential_example(case, history_len);
+            seq += hit(
+                &model.generate(&s, &tables, model.trie(), beams)?,
+                case.target,
+            );
+        }
+    }
+    let n = set.cases.len() as f64;
+    Ok(GenerationHits {
+        direct: (tasks != TaskMix::Sequential).then(|| direct as f64 / n),
+        sequential: (tasks != TaskMix::Direct).then(|| seq as f64 / n),
     })
 }
 

@@ -41,7 +41,9 @@ pub mod plots;
 pub mod report;
 pub mod trie;
 
-pub use config::{Backbone, ElmrecConfig, EmbeddingMode, EvalConfig, Finetune, TaskMix, Variant};
+pub use config::{
+    Backbone, ElmrecConfig, EmbeddingMode, EvalConfig, Finetune, TaskMix, Validation, Variant,
+};
 pub use error::{ElmrecError, Result};
 pub use eval::{evaluate, LmRanks, LmReport};
 pub use model::{ElmrecModel, Example, Tables};

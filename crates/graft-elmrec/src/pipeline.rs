@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tokenizers::Tokenizer;
 
-use crate::config::{ElmrecConfig, EvalConfig};
+use crate::config::{ElmrecConfig, EvalConfig, TaskMix, Validation};
 use crate::data::{validation_batches, Sampler};
 use crate::error::{ElmrecError, Result};
-use crate::eval::{evaluate, LmReport};
+use crate::eval::{evaluate, generation_hits, GenerationHits, LmReport};
 use crate::model::{ElmrecModel, Example, Tables};
 
 fn task_err(e: ElmrecError) -> TrainError {
@@ -37,6 +37,18 @@ pub struct ElmrecTrainer<'a> {
     step_tables: Option<(u64, Tables)>,
     popularity_loss: Option<f64>,
     last: Option<ValidationLosses>,
+    /// Validation by generation: its set and settings, and the last hits.
+    generation: Option<GenerationValidation>,
+}
+
+#[derive(Debug)]
+struct GenerationValidation {
+    set: EvalSet,
+    tasks: TaskMix,
+    k: usize,
+    beams: usize,
+    history_len: usize,
+    last: Option<GenerationHits>,
 }
 
 /// The validation losses of one evaluation (mean cross-entropy per target
@@ -82,20 +94,47 @@ pub fn popularity_loss(model: &ElmrecModel, split: &LeaveOneOut) -> Option<f64> 
 
 impl<'a> ElmrecTrainer<'a> {
     /// A trainer for `model` on `split`, validating on `valid`.
+    ///
+    /// # Errors
+    ///
+    /// With [`Validation::Generation`], as [`EvalSet::build`] (the
+    /// generation set: the same users, the configured negatives).
     pub fn new(
         model: &'a ElmrecModel,
         split: &'a LeaveOneOut,
         cfg: &ElmrecConfig,
         valid: &EvalSet,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        let generation = match cfg.validation {
+            Validation::Loss => None,
+            Validation::Generation {
+                k,
+                beams,
+                negatives,
+            } => Some(GenerationValidation {
+                set: EvalSet::build(
+                    split,
+                    Split::Valid,
+                    Some(cfg.valid_users),
+                    negatives,
+                    cfg.seed ^ 0x7a11d,
+                )?,
+                tasks: cfg.tasks,
+                k,
+                beams,
+                history_len: cfg.history_len,
+                last: None,
+            }),
+        };
+        Ok(Self {
             model,
             sampler: Sampler::new(split, cfg),
             valid: validation_batches(valid, cfg.history_len, cfg.micro_batch, cfg.tasks),
             step_tables: None,
             popularity_loss: popularity_loss(model, split),
             last: None,
-        }
+            generation,
+        })
     }
 
     /// Mean validation loss (lower is better).
@@ -168,13 +207,27 @@ impl TrainTask for ElmrecTrainer<'_> {
     fn evaluate(&mut self, _step: u64) -> graft_train::Result<f64> {
         let v = self.validation_losses().map_err(task_err)?;
         self.last = Some(v);
-        Ok(-v.mean)
+        let Some(g) = &mut self.generation else {
+            return Ok(-v.mean);
+        };
+        let hits = generation_hits(self.model, &g.set, g.tasks, g.k, g.beams, g.history_len)
+            .map_err(task_err)?;
+        g.last = Some(hits);
+        hits.mean()
+            .ok_or_else(|| TrainError::Config("validation by generation measured no task".into()))
     }
 
-    /// `valid_loss_direct`, `valid_loss_sequential` and the
-    /// `popularity_loss` reference line.
+    /// `valid_loss_direct`, `valid_loss_sequential`, the
+    /// `popularity_loss` reference line and, when validating by
+    /// generation, `valid_loss` (the mean loss) and `valid_hr_direct` /
+    /// `valid_hr_sequential`.
     fn eval_details(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
+        if let Some(h) = self.generation.as_ref().and_then(|g| g.last) {
+            out.extend(h.direct.map(|x| ("valid_hr_direct".to_string(), x)));
+            out.extend(h.sequential.map(|x| ("valid_hr_sequential".to_string(), x)));
+            out.extend(self.last.map(|v| ("valid_loss".to_string(), v.mean)));
+        }
         if let Some(v) = self.last {
             out.extend(v.direct.map(|x| ("valid_loss_direct".to_string(), x)));
             out.extend(
@@ -267,7 +320,7 @@ pub fn train_and_evaluate(
         schedule: cfg.lr_schedule(),
     };
     let outcome: TrainOutcome = {
-        let mut task = ElmrecTrainer::new(&model, split, cfg, &valid);
+        let mut task = ElmrecTrainer::new(&model, split, cfg, &valid)?;
         graft_train::train(&mut task, &mut opt, &run, &lc)?
     };
     graft_train::restore_best(&run, &mut opt)?;

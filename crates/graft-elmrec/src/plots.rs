@@ -160,3 +160,40 @@ pub fn loss_curves(runs: &[(String, Vec<serde_json::Value>)], path: &Path) -> Re
         600,
     )?)
 }
+
+/// Validation HR@k of constrained generation per evaluation for several
+/// runs (`valid_hr_direct`, `valid_hr_sequential` in their `log.jsonl`;
+/// runs validated by loss have none).
+///
+/// # Errors
+///
+/// Drawing failures; `Config` if no run logged a hit rate.
+pub fn hit_curves(runs: &[(String, Vec<serde_json::Value>)], path: &Path) -> Result<PlotOutcome> {
+    let mut series = Vec::new();
+    for (name, log) in runs {
+        for (key, task) in [
+            ("valid_hr_direct", "direct"),
+            ("valid_hr_sequential", "sequential"),
+        ] {
+            let pts: Vec<(f64, f64)> = log
+                .iter()
+                .filter_map(|r| Some((r.get("step")?.as_f64()?, r.get(key)?.as_f64()?)))
+                .collect();
+            if !pts.is_empty() {
+                series.push(LineSeries::new(format!("{name} {task}"), pts));
+            }
+        }
+    }
+    if series.is_empty() {
+        return Err(ElmrecError::Config("no validation hit rates logged".into()));
+    }
+    Ok(line_chart_png(
+        path,
+        "ELMRec validation: HR@k of constrained generation",
+        "optimizer step",
+        "validation HR@k",
+        &series,
+        1100,
+        600,
+    )?)
+}

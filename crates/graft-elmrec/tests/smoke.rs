@@ -391,3 +391,61 @@ fn bf16_products_score_generate_and_agree_with_the_loss() {
         .expect("generate");
     assert!(!out.is_empty() && out.iter().all(|i| cands.contains(i)));
 }
+
+#[test]
+fn validation_by_generation_early_stops_on_hit_rates() {
+    let Some(tok) = tokenizer() else { return };
+    let split = split();
+    let eval = eval_cfg();
+    let test =
+        EvalSet::build(&split, Split::Test, Some(5), eval.negatives, eval.seed).expect("test set");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = ElmrecConfig {
+        max_steps: 4,
+        eval_every: 2,
+        validation: graft_elmrec::Validation::Generation {
+            k: 10,
+            beams: 4,
+            negatives: 19,
+        },
+        lr_warmup_steps: 2,
+        ..cfg(Variant::Graph)
+    };
+    let run = train_and_evaluate(
+        &cfg,
+        &eval,
+        &split,
+        &test,
+        tok,
+        dir.path(),
+        Runtime {
+            device: Device::Cpu,
+            progress: false,
+        },
+    )
+    .expect("train");
+    assert_eq!(run.training.steps, 4);
+    let log = std::fs::read_to_string(dir.path().join("log.jsonl")).expect("log");
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let evals: Vec<&serde_json::Value> =
+        records.iter().filter(|v| v.get("eval").is_some()).collect();
+    assert_eq!(evals.len(), 2);
+    for e in evals {
+        let f = |k: &str| e.get(k).and_then(serde_json::Value::as_f64).expect(k);
+        let (d, s) = (f("valid_hr_direct"), f("valid_hr_sequential"));
+        assert!((0.0..=1.0).contains(&d) && (0.0..=1.0).contains(&s));
+        // The metric is the mean of both tasks' hit rates, and the losses
+        // are still logged.
+        assert!((f("eval") - (d + s) / 2.0).abs() < 1e-12);
+        assert!(f("valid_loss") > 0.0 && f("valid_loss_direct") > 0.0);
+    }
+    // The warm-up: step 1 at half the rate, step 2 on at the full rate.
+    let lrs: Vec<f64> = records
+        .iter()
+        .filter_map(|v| v.get("lr").and_then(serde_json::Value::as_f64))
+        .collect();
+    assert_eq!(lrs, vec![0.0005, 0.001, 0.001, 0.001]);
+}

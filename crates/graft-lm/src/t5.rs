@@ -800,7 +800,11 @@ impl T5 {
                     found: format!("{} pairs", cross.kv.len()),
                 })?;
                 let n = self.norm(&h, norm)?;
-                h = h.f_add(&self.attend(att, &n, k, v, &cross_bias)?.f_to_kind(n.f_kind()?)?)?;
+                h = h.f_add(
+                    &self
+                        .attend(att, &n, k, v, &cross_bias)?
+                        .f_to_kind(n.f_kind()?)?,
+                )?;
             }
             let n = self.norm(&h, &blk.ff_norm)?;
             h = h.f_add(&self.feed_forward(&blk.ff, &n)?)?;

@@ -382,12 +382,18 @@ fn bf16_products_stay_close_to_transformers_f32() {
         // The residual stream, norms and logits stay f32.
         assert_eq!((enc.kind(), out.kind()), (Kind::Float, Kind::Float));
         let real = mask.to_kind(Kind::Bool).unsqueeze(-1).logical_not();
-        let d_enc = rel_diff(&enc.masked_fill(&real, 0.0), &enc_out.masked_fill(&real, 0.0));
+        let d_enc = rel_diff(
+            &enc.masked_fill(&real, 0.0),
+            &enc_out.masked_fill(&real, 0.0),
+        );
         let d_logits = rel_diff(&out, &logits);
         eprintln!("{name} bf16: encoder rel diff {d_enc:.2e}, logits rel diff {d_logits:.2e}");
         // bf16 keeps 8 significant bits (relative rounding 2^-9 = 2e-3 per
         // product input); a few layers of them stay within a few percent.
-        assert!(d_enc < 2e-2 && d_logits < 2e-2, "{name}: {d_enc} {d_logits}");
+        assert!(
+            d_enc < 2e-2 && d_logits < 2e-2,
+            "{name}: {d_enc} {d_logits}"
+        );
         assert!(d_logits > 0.0, "{name}: bf16 changed nothing");
         // The same argmax almost everywhere.
         let same = out
@@ -432,7 +438,11 @@ fn bf16_products_train_the_f32_weights() {
     let exact = grads(&model);
     model.set_compute_kind(Kind::BFloat16).unwrap();
     let mixed = grads(&model);
-    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     for ((name, e), m) in names.iter().zip(&exact).zip(&mixed) {
         // Gradients reach every f32 weight, in f32.
         assert_eq!(m.kind(), Kind::Float, "{name}");
@@ -441,7 +451,10 @@ fn bf16_products_train_the_f32_weights() {
             continue;
         }
         let cos = (e * m).sum(Kind::Float).double_value(&[]) / (ne * nm);
-        assert!(cos > 0.99, "{name}: cosine {cos} between f32 and bf16 gradients");
+        assert!(
+            cos > 0.99,
+            "{name}: cosine {cos} between f32 and bf16 gradients"
+        );
     }
 }
 
@@ -471,5 +484,7 @@ fn compute_kind_must_be_floating() {
     };
     let hyps = m.beam_search(&enc, &mask, &cfg).unwrap();
     assert_eq!(hyps.len(), 3);
-    assert!(hyps.iter().all(|h| h.score.is_finite() && !h.tokens.is_empty()));
+    assert!(hyps
+        .iter()
+        .all(|h| h.score.is_finite() && !h.tokens.is_empty()));
 }

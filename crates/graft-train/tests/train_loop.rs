@@ -277,7 +277,11 @@ fn kill_and_resume_is_bitwise_identical() {
     let schedule = cfg.schedule.unwrap();
     for v in log_b.iter().filter(|v| v.get("loss").is_some()) {
         let step = v["step"].as_u64().unwrap();
-        assert_eq!(v["lr"].as_f64().unwrap(), schedule.lr(step - 1), "step {step}");
+        assert_eq!(
+            v["lr"].as_f64().unwrap(),
+            schedule.lr(step - 1),
+            "step {step}"
+        );
     }
     let evals: Vec<u64> = log_b
         .iter()
