@@ -25,8 +25,8 @@ use graft::data::{self, Format, GraphEdges, LeaveOneOut, LoadOptions, Reindex};
 use graft_elmrec::experiment::{lm_rows, run_baselines, Baseline, BaselineSettings, Protocol};
 use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
 use graft_elmrec::{
-    markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, Finetune, TaskMix, Validation,
-    Variant,
+    markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, Finetune, Sampling, TaskMix,
+    Validation, Variant,
 };
 use graft_metrics::BootstrapConfig;
 use graft_prompt::PromptStyle;
@@ -120,6 +120,11 @@ struct Args {
     /// tasks, 99 negatives on direct).
     #[arg(long, default_value = "loss")]
     validate: Validation,
+    /// Training examples: random (each example's user drawn at random;
+    /// graft's first runs) or epochs (every user once per epoch and task,
+    /// as the official loaders).
+    #[arg(long, default_value = "random")]
+    sampling: Sampling,
     /// Steps of linear learning-rate warm-up (the official code has none).
     #[arg(long, default_value_t = 0)]
     warmup_steps: u64,
@@ -285,6 +290,10 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if !schedule_tag.is_empty() {
         run_tag.push_str(&format!(" [lr{schedule_tag}]"));
     }
+    if args.sampling != Sampling::Random {
+        run_tag.push_str(" [epochs]");
+        schedule_tag.push_str("-epochs");
+    }
     if args.validate != Validation::Loss {
         run_tag.push_str(" [validated by generation]");
         schedule_tag.push_str("-valgen");
@@ -339,6 +348,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         lr_warmup_steps: args.warmup_steps,
         lr_decay: args.lr_decay,
         validation: args.validate,
+        sampling: args.sampling,
         ..ElmrecConfig::default()
     };
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);

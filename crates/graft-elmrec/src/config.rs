@@ -318,6 +318,35 @@ pub struct ElmrecConfig {
     /// when not [`Validation::Loss`].
     #[serde(default, skip_serializing_if = "is_default")]
     pub validation: Validation,
+    /// How training examples are drawn. Written only when not
+    /// [`Sampling::Random`].
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub sampling: Sampling,
+}
+
+/// How the training sampler picks users.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sampling {
+    /// Each example's user drawn uniformly at random (graft's first runs).
+    #[default]
+    Random,
+    /// Epochs over all users, per task: every user is visited once per
+    /// epoch in a seeded order (one sequential window and one direct
+    /// example per visit), as the official code's loaders do.
+    Epochs,
+}
+
+impl std::str::FromStr for Sampling {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "random" => Ok(Self::Random),
+            "epochs" => Ok(Self::Epochs),
+            _ => Err(format!("unknown sampling {s:?} (random, epochs)")),
+        }
+    }
 }
 
 /// The validation metric of a training run (higher is better after the
@@ -414,6 +443,7 @@ impl Default for ElmrecConfig {
             lr_warmup_steps: 0,
             lr_decay: LrDecay::Constant,
             validation: Validation::Loss,
+            sampling: Sampling::Random,
         }
     }
 }

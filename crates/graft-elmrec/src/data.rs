@@ -10,7 +10,7 @@ use graft_data::rng::{below, shuffle, stream_rng};
 use graft_data::LeaveOneOut;
 use graft_prompt::Task;
 
-use crate::config::{ElmrecConfig, TaskMix};
+use crate::config::{ElmrecConfig, Sampling, TaskMix};
 use crate::model::Example;
 
 /// Deterministic micro-batch sampler over the train split.
@@ -29,6 +29,7 @@ pub struct Sampler<'a> {
     /// Training templates per task (direct, sequential); one is drawn per
     /// example when there are several.
     n_templates: [usize; 2],
+    sampling: Sampling,
 }
 
 impl<'a> Sampler<'a> {
@@ -57,6 +58,7 @@ impl<'a> Sampler<'a> {
             seed: cfg.seed,
             n_templates: [Task::Direct, Task::Sequential]
                 .map(|t| cfg.prompt_style.training(t).len()),
+            sampling: cfg.sampling,
         }
     }
 
@@ -77,71 +79,106 @@ impl<'a> Sampler<'a> {
     }
 
     /// Micro-batch `micro` of optimizer step `step`: a pure function of
-    /// (seed, step, micro).
+    /// (seed, step, micro). [`Sampling::Random`] draws each example's user
+    /// at random; [`Sampling::Epochs`] visits every user once per epoch
+    /// (per task, in a seeded order per epoch), as the official code's
+    /// loaders do.
     pub fn micro_batch(&self, step: u64, micro: usize) -> Vec<Example> {
         let stream = step * self.accumulation as u64 + micro as u64;
-        let mut rng = stream_rng(self.seed ^ 0x5a3b_1e00, stream);
         let task = self.task(step, micro);
-        let mut out = Vec::with_capacity(self.micro_batch);
-        for _ in 0..self.micro_batch {
-            let ex = match task {
-                Task::Sequential => {
-                    if self.seq_users.is_empty() {
-                        break;
-                    }
-                    let u = self.seq_users[below(&mut rng, self.seq_users.len() as u32) as usize];
-                    let train = &self.split.train[u as usize];
-                    let n = train.len() as u32;
-                    let start = below(&mut rng, n - 1);
-                    let end = start + 1 + below(&mut rng, n - 1 - start);
-                    let seg = &train[start as usize..=end as usize];
-                    let seg = &seg[seg.len().saturating_sub(self.history_len + 1)..];
-                    let (target, history) = match seg.split_last() {
-                        Some((t, h)) => (*t, h.to_vec()),
-                        None => continue,
-                    };
-                    Example {
-                        task,
-                        user: u,
-                        history,
-                        candidates: Vec::new(),
-                        target,
-                        template: self.draw_template(&mut rng, task),
-                    }
-                }
-                Task::Direct => {
-                    if self.direct_users.is_empty() {
-                        break;
-                    }
-                    let u =
-                        self.direct_users[below(&mut rng, self.direct_users.len() as u32) as usize];
-                    let train = &self.split.train[u as usize];
-                    let target = train[below(&mut rng, train.len() as u32) as usize];
-                    let pos = &self.positives[u as usize];
-                    let free = self.split.n_items.saturating_sub(pos.len());
-                    let want = self.negatives.min(free);
-                    let mut cands: Vec<u32> = Vec::with_capacity(want + 1);
-                    while cands.len() < want {
-                        let i = below(&mut rng, self.split.n_items as u32);
-                        if !pos.contains(&i) && !cands.contains(&i) {
-                            cands.push(i);
-                        }
-                    }
-                    cands.push(target);
-                    shuffle(&mut rng, &mut cands);
-                    Example {
-                        task,
-                        user: u,
-                        history: Vec::new(),
-                        candidates: cands,
-                        target,
-                        template: self.draw_template(&mut rng, task),
-                    }
-                }
-            };
-            out.push(ex);
+        let users = match task {
+            Task::Sequential => &self.seq_users,
+            Task::Direct => &self.direct_users,
+        };
+        if users.is_empty() {
+            return Vec::new();
         }
-        out
+        match self.sampling {
+            Sampling::Random => {
+                let mut rng = stream_rng(self.seed ^ 0x5a3b_1e00, stream);
+                let mut out = Vec::with_capacity(self.micro_batch);
+                for _ in 0..self.micro_batch {
+                    let u = users[below(&mut rng, users.len() as u32) as usize];
+                    out.extend(self.example(task, u, &mut rng));
+                }
+                out
+            }
+            Sampling::Epochs => {
+                // The index of this micro-batch among its task's.
+                let index = match self.tasks {
+                    TaskMix::Both => stream / 2,
+                    _ => stream,
+                };
+                let salt = match task {
+                    Task::Sequential => 0x5e9_0000,
+                    Task::Direct => 0xd12_0000,
+                };
+                let n = users.len() as u64;
+                let first = index * self.micro_batch as u64;
+                let mut order: Option<(u64, Vec<u32>)> = None;
+                let mut out = Vec::with_capacity(self.micro_batch);
+                for visit in first..first + self.micro_batch as u64 {
+                    let epoch = visit / n;
+                    if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                        let mut o = users.clone();
+                        shuffle(&mut stream_rng(self.seed ^ salt ^ 0xe90c, epoch), &mut o);
+                        order = Some((epoch, o));
+                    }
+                    let u = order.as_ref().map_or(0, |(_, o)| o[(visit % n) as usize]);
+                    let mut rng = stream_rng(self.seed ^ salt, visit);
+                    out.extend(self.example(task, u, &mut rng));
+                }
+                out
+            }
+        }
+    }
+
+    /// The example of one visit of user `u` for `task`, drawn from `rng`:
+    /// a random window of the train sequence (sequential), or a random
+    /// train item among sampled negatives (direct).
+    fn example(&self, task: Task, u: u32, rng: &mut impl rand_core::RngCore) -> Option<Example> {
+        let train = &self.split.train[u as usize];
+        match task {
+            Task::Sequential => {
+                let n = train.len() as u32;
+                let start = below(rng, n - 1);
+                let end = start + 1 + below(rng, n - 1 - start);
+                let seg = &train[start as usize..=end as usize];
+                let seg = &seg[seg.len().saturating_sub(self.history_len + 1)..];
+                let (target, history) = seg.split_last().map(|(t, h)| (*t, h.to_vec()))?;
+                Some(Example {
+                    task,
+                    user: u,
+                    history,
+                    candidates: Vec::new(),
+                    target,
+                    template: self.draw_template(rng, task),
+                })
+            }
+            Task::Direct => {
+                let target = train[below(rng, train.len() as u32) as usize];
+                let pos = &self.positives[u as usize];
+                let free = self.split.n_items.saturating_sub(pos.len());
+                let want = self.negatives.min(free);
+                let mut cands: Vec<u32> = Vec::with_capacity(want + 1);
+                while cands.len() < want {
+                    let i = below(rng, self.split.n_items as u32);
+                    if !pos.contains(&i) && !cands.contains(&i) {
+                        cands.push(i);
+                    }
+                }
+                cands.push(target);
+                shuffle(rng, &mut cands);
+                Some(Example {
+                    task,
+                    user: u,
+                    history: Vec::new(),
+                    candidates: cands,
+                    target,
+                    template: self.draw_template(rng, task),
+                })
+            }
+        }
     }
 }
 

@@ -336,27 +336,76 @@ fn sampler_is_a_pure_function_of_step_and_micro_batch() {
     assert_eq!(a.task(0, 0), Task::Sequential);
     assert_eq!(a.task(0, 1), Task::Direct);
     for e in a.micro_batch(3, 0).iter().chain(&a.micro_batch(3, 1)) {
-        match e.task {
-            Task::Sequential => {
-                assert!(!e.history.is_empty() && e.history.len() <= c.history_len);
-                // history then target are consecutive train items
-                let train = &split.train[e.user as usize];
-                let mut seg = e.history.clone();
-                seg.push(e.target);
-                assert!(train.windows(seg.len()).any(|w| w == seg.as_slice()));
-            }
-            Task::Direct => {
-                assert_eq!(e.candidates.len(), c.train_negatives + 1);
-                assert!(split.train[e.user as usize].contains(&e.target));
-                let all = split.all_items(e.user);
-                assert_eq!(
-                    e.candidates.iter().filter(|i| all.contains(i)).count(),
-                    1,
-                    "only the target is a positive"
-                );
-            }
+        check_example(e, &split, &c);
+    }
+}
+
+/// A training example is well formed: a sequential history followed by its
+/// target is a window of the user's train items; a direct candidate list
+/// holds the (train) target and only negatives besides.
+fn check_example(e: &Example, split: &LeaveOneOut, c: &ElmrecConfig) {
+    match e.task {
+        Task::Sequential => {
+            assert!(!e.history.is_empty() && e.history.len() <= c.history_len);
+            let train = &split.train[e.user as usize];
+            let mut seg = e.history.clone();
+            seg.push(e.target);
+            assert!(train.windows(seg.len()).any(|w| w == seg.as_slice()));
+        }
+        Task::Direct => {
+            assert_eq!(e.candidates.len(), c.train_negatives + 1);
+            assert!(split.train[e.user as usize].contains(&e.target));
+            let all = split.all_items(e.user);
+            assert_eq!(
+                e.candidates.iter().filter(|i| all.contains(i)).count(),
+                1,
+                "only the target is a positive"
+            );
         }
     }
+}
+
+#[test]
+fn epoch_sampling_visits_every_user_once_per_epoch_and_task() {
+    let split = split();
+    let c = ElmrecConfig {
+        tasks: TaskMix::Both,
+        sampling: graft_elmrec::Sampling::Epochs,
+        ..cfg(Variant::Elmrec)
+    };
+    let (n, mb) = (split.n_users(), c.micro_batch);
+    assert_eq!((n, mb, c.accumulation()), (40, 4, 2));
+    let s = graft_elmrec::data::Sampler::new(&split, &c);
+    // Each step holds one sequential and one direct micro-batch of 4: an
+    // epoch of 40 users per task is 10 steps.
+    let epoch = |first: u64, task: Task| -> Vec<u32> {
+        let mut users = Vec::new();
+        for step in first..first + 10 {
+            for micro in 0..2 {
+                if s.task(step, micro) == task {
+                    let b = s.micro_batch(step, micro);
+                    assert_eq!(b.len(), mb);
+                    for e in &b {
+                        check_example(e, &split, &c);
+                    }
+                    users.extend(b.iter().map(|e| e.user));
+                }
+            }
+        }
+        users
+    };
+    for task in [Task::Sequential, Task::Direct] {
+        let (e0, e1) = (epoch(0, task), epoch(10, task));
+        for e in [&e0, &e1] {
+            let mut sorted = e.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..40).collect::<Vec<u32>>(), "{task:?}");
+        }
+        assert_ne!(e0, e1, "a new order every epoch");
+    }
+    // A pure function of (step, micro), like the random sampler.
+    let again = graft_elmrec::data::Sampler::new(&split, &c);
+    assert_eq!(s.micro_batch(13, 1), again.micro_batch(13, 1));
 }
 
 #[test]
