@@ -125,6 +125,11 @@ struct Args {
     /// as the official loaders).
     #[arg(long, default_value = "random")]
     sampling: Sampling,
+    /// Sort each step's sequential examples by history length before
+    /// cutting them into micro-batches (less padding; the same examples per
+    /// step).
+    #[arg(long)]
+    bucket_by_length: bool,
     /// Steps of linear learning-rate warm-up (the official code has none).
     #[arg(long, default_value_t = 0)]
     warmup_steps: u64,
@@ -294,6 +299,10 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         run_tag.push_str(" [epochs]");
         schedule_tag.push_str("-epochs");
     }
+    if args.bucket_by_length {
+        run_tag.push_str(" [bucketed]");
+        schedule_tag.push_str("-bucketed");
+    }
     if args.validate != Validation::Loss {
         run_tag.push_str(" [validated by generation]");
         schedule_tag.push_str("-valgen");
@@ -349,6 +358,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         lr_decay: args.lr_decay,
         validation: args.validate,
         sampling: args.sampling,
+        bucket_by_length: args.bucket_by_length,
         ..ElmrecConfig::default()
     };
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);

@@ -322,6 +322,12 @@ pub struct ElmrecConfig {
     /// [`Sampling::Random`].
     #[serde(default, skip_serializing_if = "is_default")]
     pub sampling: Sampling,
+    /// Sort each step's sequential examples by history length before
+    /// cutting them into micro-batches (less padding per forward pass;
+    /// [`Sampler::bucketed_micro_batch`](crate::data::Sampler::bucketed_micro_batch)).
+    /// Written only when set.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub bucket_by_length: bool,
 }
 
 /// How the training sampler picks users.
@@ -444,6 +450,7 @@ impl Default for ElmrecConfig {
             lr_decay: LrDecay::Constant,
             validation: Validation::Loss,
             sampling: Sampling::Random,
+            bucket_by_length: false,
         }
     }
 }

@@ -133,6 +133,34 @@ impl<'a> Sampler<'a> {
         }
     }
 
+    /// [`micro_batch`](Self::micro_batch) with the step's sequential
+    /// examples sorted by history length before they are cut into
+    /// micro-batches (ties keep their order), so each forward pass pads
+    /// prompts of similar lengths: the same examples in each step, grouped
+    /// differently. Direct prompts all hold the same number of candidates
+    /// and are returned as drawn.
+    pub fn bucketed_micro_batch(&self, step: u64, micro: usize) -> Vec<Example> {
+        let task = self.task(step, micro);
+        if task == Task::Direct {
+            return self.micro_batch(step, micro);
+        }
+        let same: Vec<usize> = (0..self.accumulation)
+            .filter(|&m| self.task(step, m) == task)
+            .collect();
+        let Some(rank) = same.iter().position(|&m| m == micro) else {
+            return Vec::new();
+        };
+        let mut pool: Vec<Example> = same
+            .iter()
+            .flat_map(|&m| self.micro_batch(step, m))
+            .collect();
+        pool.sort_by_key(|e| e.history.len());
+        pool.into_iter()
+            .skip(rank * self.micro_batch)
+            .take(self.micro_batch)
+            .collect()
+    }
+
     /// The example of one visit of user `u` for `task`, drawn from `rng`:
     /// a random window of the train sequence (sequential), or a random
     /// train item among sampled negatives (direct).

@@ -39,6 +39,7 @@ pub struct ElmrecTrainer<'a> {
     last: Option<ValidationLosses>,
     /// Validation by generation: its set and settings, and the last hits.
     generation: Option<GenerationValidation>,
+    bucket_by_length: bool,
 }
 
 #[derive(Debug)]
@@ -134,6 +135,7 @@ impl<'a> ElmrecTrainer<'a> {
             popularity_loss: popularity_loss(model, split),
             last: None,
             generation,
+            bucket_by_length: cfg.bucket_by_length,
         })
     }
 
@@ -191,7 +193,11 @@ impl TrainTask for ElmrecTrainer<'_> {
             Some((_, t)) => t,
             None => return Err(TrainError::Config("no tables".into())),
         };
-        let batch = self.sampler.micro_batch(step, micro);
+        let batch = if self.bucket_by_length {
+            self.sampler.bucketed_micro_batch(step, micro)
+        } else {
+            self.sampler.micro_batch(step, micro)
+        };
         self.model.loss_t(&batch, tables, true).map_err(task_err)
     }
 

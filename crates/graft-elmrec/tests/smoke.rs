@@ -498,3 +498,41 @@ fn validation_by_generation_early_stops_on_hit_rates() {
         .collect();
     assert_eq!(lrs, vec![0.0005, 0.001, 0.001, 0.001]);
 }
+
+#[test]
+fn length_buckets_regroup_the_same_examples_of_a_step() {
+    let split = split();
+    let c = ElmrecConfig {
+        batch_size: 16,
+        micro_batch: 4,
+        bucket_by_length: true,
+        ..cfg(Variant::Elmrec)
+    };
+    let s = graft_elmrec::data::Sampler::new(&split, &c);
+    let key = |e: &Example| {
+        format!(
+            "{:?}",
+            (e.task, e.user, &e.history, e.target, &e.candidates)
+        )
+    };
+    for step in [0u64, 7] {
+        let plain: Vec<Vec<Example>> = (0..4).map(|m| s.micro_batch(step, m)).collect();
+        let bucketed: Vec<Vec<Example>> = (0..4).map(|m| s.bucketed_micro_batch(step, m)).collect();
+        let mut a: Vec<String> = plain.iter().flatten().map(key).collect();
+        let mut b: Vec<String> = bucketed.iter().flatten().map(key).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "the same examples in step {step}");
+        for m in 0..4 {
+            assert_eq!(bucketed[m].len(), 4);
+            assert!(bucketed[m].iter().all(|e| e.task == s.task(step, m)));
+            if s.task(step, m) == Task::Direct {
+                assert_eq!(bucketed[m], plain[m]);
+            }
+        }
+        // Sequential micro-batches 0 and 2: the second holds the longer histories.
+        let longest = bucketed[0].iter().map(|e| e.history.len()).max();
+        let shortest = bucketed[2].iter().map(|e| e.history.len()).min();
+        assert!(longest <= shortest, "{longest:?} > {shortest:?}");
+    }
+}
