@@ -60,6 +60,22 @@ fn cfg(variant: Variant) -> ElmrecConfig {
     .with_variant(variant)
 }
 
+/// [`train_and_evaluate`] on the CPU without a progress bar.
+fn run_cpu(
+    cfg: &ElmrecConfig,
+    eval: &EvalConfig,
+    split: &LeaveOneOut,
+    test: &EvalSet,
+    tok: tokenizers::Tokenizer,
+    dir: &std::path::Path,
+) -> graft_elmrec::Result<graft_elmrec::pipeline::RunResult> {
+    let rt = Runtime {
+        device: Device::Cpu,
+        progress: false,
+    };
+    train_and_evaluate(cfg, eval, split, test, tok, dir, rt)
+}
+
 fn eval_cfg() -> EvalConfig {
     EvalConfig {
         test_users: Some(15),
@@ -88,19 +104,7 @@ fn pipeline_trains_resumes_and_evaluates() {
     .expect("test set");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(Variant::Elmrec);
-    let first = train_and_evaluate(
-        &cfg,
-        &eval,
-        &split,
-        &test,
-        tok.clone(),
-        dir.path(),
-        Runtime {
-            device: Device::Cpu,
-            progress: false,
-        },
-    )
-    .expect("train");
+    let first = run_cpu(&cfg, &eval, &split, &test, tok.clone(), dir.path()).expect("train");
     assert_eq!(first.training.steps, 12);
     assert_eq!(first.test.direct_score.n_users, 15);
     for r in [
@@ -161,19 +165,7 @@ fn pipeline_trains_resumes_and_evaluates() {
     // Without metrics.json, starting again resumes from the last checkpoint:
     // no new steps, the best parameters restored, the same numbers.
     std::fs::remove_file(dir.path().join("metrics.json")).expect("rm");
-    let again = train_and_evaluate(
-        &cfg,
-        &eval,
-        &split,
-        &test,
-        tok,
-        dir.path(),
-        Runtime {
-            device: Device::Cpu,
-            progress: false,
-        },
-    )
-    .expect("resume");
+    let again = run_cpu(&cfg, &eval, &split, &test, tok, dir.path()).expect("resume");
     assert_eq!(again.training.resumed_from, Some(12));
     assert_eq!(
         serde_json::to_value(&again.test.direct_score).expect("json"),
@@ -185,17 +177,13 @@ fn pipeline_trains_resumes_and_evaluates() {
     );
     // With metrics.json the finished run is not trained or evaluated again.
     let log_before = std::fs::read(dir.path().join("log.jsonl")).expect("log");
-    let stored = train_and_evaluate(
+    let stored = run_cpu(
         &cfg,
         &eval,
         &split,
         &test,
         tokenizer().expect("tokenizer"),
         dir.path(),
-        Runtime {
-            device: Device::Cpu,
-            progress: false,
-        },
     )
     .expect("stored");
     assert_eq!(stored.training.resumed_from, Some(12));
@@ -460,19 +448,7 @@ fn validation_by_generation_early_stops_on_hit_rates() {
         lr_warmup_steps: 2,
         ..cfg(Variant::Graph)
     };
-    let run = train_and_evaluate(
-        &cfg,
-        &eval,
-        &split,
-        &test,
-        tok,
-        dir.path(),
-        Runtime {
-            device: Device::Cpu,
-            progress: false,
-        },
-    )
-    .expect("train");
+    let run = run_cpu(&cfg, &eval, &split, &test, tok, dir.path()).expect("train");
     assert_eq!(run.training.steps, 4);
     let log = std::fs::read_to_string(dir.path().join("log.jsonl")).expect("log");
     let records: Vec<serde_json::Value> = log
