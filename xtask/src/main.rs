@@ -629,22 +629,18 @@ fn fetch_models() -> Result<Models> {
     })
 }
 
+/// `cargo run --release -p graft-lm --example NAME -- ARGS`.
+fn lm_example(name: &str) -> Command {
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "graft-lm", "--example", name, "--"]);
+    c
+}
+
 fn bench_t5(args: &[String]) -> Result<()> {
     let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
     let python = setup()?;
     step("building and running the T5 training-step comparison (release)");
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "-p",
-            "graft-lm",
-            "--example",
-            "bench_t5",
-            "--",
-        ])
-        .args(args)
-        .env("GRAFT_PYTHON", &python))
+    run(lm_example("bench_t5").args(args).env("GRAFT_PYTHON", &python))
 }
 
 fn bench_lm(args: &[String]) -> Result<()> {
@@ -652,16 +648,7 @@ fn bench_lm(args: &[String]) -> Result<()> {
     let python = setup()?;
     let models = fetch_models()?;
     step("building and running the language-model comparison (release)");
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "-p",
-            "graft-lm",
-            "--example",
-            "bench_lm",
-            "--",
-        ])
+    run(lm_example("bench_lm")
         .arg("--gguf")
         .arg(&models.smollm2_gguf)
         .arg("--minilm")
