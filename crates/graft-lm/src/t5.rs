@@ -513,17 +513,21 @@ impl T5 {
         self.compute
     }
 
-    /// `x W^T` in the compute kind (the result stays in it).
+    /// `x W^T` in the compute kind (the result stays in it); with the
+    /// default `Float`, in the operands' own kind (no cast).
     fn linear(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         let c = self.compute;
+        if c == Kind::Float {
+            return Ok(x.f_matmul(&w.f_tr()?)?);
+        }
         Ok(x.f_to_kind(c)?.f_matmul(&w.f_to_kind(c)?.f_tr()?)?)
     }
 
     /// An additive attention bias in the compute kind; the `f32::MIN`
     /// entries of masks are clamped first so that they stay finite in a
-    /// half-precision kind.
+    /// half-precision kind. Unchanged with the default `Float`.
     fn bias_in_compute_kind(&self, bias: &Tensor) -> Result<Tensor> {
-        if bias.f_kind()? == self.compute {
+        if self.compute == Kind::Float || bias.f_kind()? == self.compute {
             return Ok(bias.shallow_clone());
         }
         Ok(bias.f_clamp_min(-1e30)?.f_to_kind(self.compute)?)
@@ -602,7 +606,11 @@ impl T5 {
     /// Self-attention of `x` (cast to the compute kind once for the
     /// three projections); the result has `x`'s kind.
     fn self_attention(&self, a: &Attention, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let xc = x.f_to_kind(self.compute)?;
+        let xc = if self.compute == Kind::Float {
+            x.shallow_clone()
+        } else {
+            x.f_to_kind(self.compute)?
+        };
         let (k, v) = self.project_kv(a, &xc)?;
         Ok(self.attend(a, &xc, &k, &v, bias)?.f_to_kind(x.f_kind()?)?)
     }
