@@ -276,37 +276,6 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if args.reindex != Reindex::Original {
         tag.push_str(&format!(" [reindex {}]", args.reindex));
     }
-    let mut run_tag = match args.graph_edges {
-        GraphEdges::Train => String::new(),
-        e => format!(" [graph {e}]"),
-    };
-    if args.bf16 {
-        run_tag.push_str(" [bf16]");
-    }
-    // Non-default learning-rate schedules and validation name the run
-    // directory and row.
-    let mut schedule_tag = String::new();
-    if args.warmup_steps > 0 {
-        schedule_tag.push_str(&format!("-warmup{}", args.warmup_steps));
-    }
-    if args.lr_decay != LrDecay::Constant {
-        schedule_tag.push_str(&format!("-{}", args.lr_decay));
-    }
-    if !schedule_tag.is_empty() {
-        run_tag.push_str(&format!(" [lr{schedule_tag}]"));
-    }
-    if args.sampling != Sampling::Random {
-        run_tag.push_str(" [epochs]");
-        schedule_tag.push_str("-epochs");
-    }
-    if args.bucket_by_length {
-        run_tag.push_str(" [bucketed]");
-        schedule_tag.push_str("-bucketed");
-    }
-    if args.validate != Validation::Loss {
-        run_tag.push_str(" [validated by generation]");
-        schedule_tag.push_str("-valgen");
-    }
     println!(
         "test: {} seeded users x (1 target + {} negatives); sequential over all {} items",
         test.cases.len(),
@@ -405,16 +374,8 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             "t5" => v.name().to_string(),
             _ => format!("{label}-{}", v.name()),
         };
-        if args.reindex != Reindex::Original {
-            name.push_str(&format!("-reindex-{}", args.reindex));
-        }
-        if args.graph_edges != GraphEdges::Train {
-            name.push_str(&format!("-graph-{}", args.graph_edges).replace(':', ""));
-        }
-        if args.bf16 {
-            name.push_str("-bf16");
-        }
-        name.push_str(&schedule_tag);
+        let (suffix, row_tag) = cfg.setting_names();
+        name.push_str(&suffix);
         let dir = args.out.join(name);
         println!(
             "training {label} {} ({:?} direct, {:?} sequential) in {} (budget {:.0} min)",
@@ -434,10 +395,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             result.training.seconds,
             result.test.seconds
         );
-        rows.extend(lm_rows(
-            &format!("{label} {}{tag}{run_tag}", v.name()),
-            &result,
-        ));
+        rows.extend(lm_rows(&format!("{label} {}{row_tag}", v.name()), &result));
         curves.push((v.name().to_string(), run_log(&dir)?));
     }
     let table = markdown_table(&rows, &eval.ks);

@@ -632,7 +632,15 @@ fn fetch_models() -> Result<Models> {
 /// `cargo run --release -p graft-lm --example NAME -- ARGS`.
 fn lm_example(name: &str) -> Command {
     let mut c = cargo();
-    c.args(["run", "--release", "-p", "graft-lm", "--example", name, "--"]);
+    c.args([
+        "run",
+        "--release",
+        "-p",
+        "graft-lm",
+        "--example",
+        name,
+        "--",
+    ]);
     c
 }
 
@@ -640,7 +648,9 @@ fn bench_t5(args: &[String]) -> Result<()> {
     let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
     let python = setup()?;
     step("building and running the T5 training-step comparison (release)");
-    run(lm_example("bench_t5").args(args).env("GRAFT_PYTHON", &python))
+    run(lm_example("bench_t5")
+        .args(args)
+        .env("GRAFT_PYTHON", &python))
 }
 
 fn bench_lm(args: &[String]) -> Result<()> {

@@ -456,6 +456,65 @@ impl Default for ElmrecConfig {
 }
 
 impl ElmrecConfig {
+    /// Names for every setting beyond the variant that is not the default:
+    /// a suffix for the run directory's name (`-reindex-random`,
+    /// `-graph-share0.535`, `-bf16`, `-warmup200-cosine`, `-epochs`,
+    /// `-bucketed`, `-valgen`) and a tag for the results row (`[reindex
+    /// random] [graph share:0.535] [bf16] [lr-warmup200-cosine] [epochs]
+    /// [bucketed] [validated by generation]`), in that order. Runs with
+    /// defaults keep the plain names they always had.
+    pub fn setting_names(&self) -> (String, String) {
+        let (mut dir, mut row) = (String::new(), String::new());
+        let mut add = |d: &str, r: &str| {
+            dir.push_str(d);
+            row.push_str(&format!(" [{r}]"));
+        };
+        if self.reindex != Reindex::Original {
+            add(
+                &format!("-reindex-{}", self.reindex),
+                &format!("reindex {}", self.reindex),
+            );
+        }
+        if self.graph_edges != GraphEdges::Train {
+            let e = self.graph_edges.to_string();
+            add(
+                &format!("-graph-{}", e.replace(':', "")),
+                &format!("graph {e}"),
+            );
+        }
+        let bf16 = self.t5_bf16
+            || matches!(
+                self.backbone,
+                Backbone::Llama {
+                    bf16_base: true,
+                    ..
+                }
+            );
+        if bf16 {
+            add("-bf16", "bf16");
+        }
+        let mut lr = String::new();
+        if self.lr_warmup_steps > 0 {
+            lr.push_str(&format!("-warmup{}", self.lr_warmup_steps));
+        }
+        if self.lr_decay != LrDecay::Constant {
+            lr.push_str(&format!("-{}", self.lr_decay));
+        }
+        if !lr.is_empty() {
+            add(&lr, &format!("lr{lr}"));
+        }
+        if self.sampling != Sampling::Random {
+            add("-epochs", "epochs");
+        }
+        if self.bucket_by_length {
+            add("-bucketed", "bucketed");
+        }
+        if self.validation != Validation::Loss {
+            add("-valgen", "validated by generation");
+        }
+        (dir, row)
+    }
+
     /// The training loop's learning-rate schedule: `None` (the optimizer's
     /// constant rate, as the official code) without warm-up or decay.
     pub fn lr_schedule(&self) -> Option<LrSchedule> {
@@ -611,6 +670,35 @@ mod tests {
         assert_eq!(v["graph_edges"]["share"], 0.535);
         assert!(v.get("reindex").is_none());
         assert!(v.get("t5_bf16").is_none());
+        // Run directory names and row tags: the committed leak runs'
+        // directories (`graph-graph-share0.535`) keep their names.
+        assert_eq!(
+            ElmrecConfig::default().setting_names(),
+            (String::new(), String::new())
+        );
+        assert_eq!(
+            new.setting_names(),
+            ("-graph-share0.535".into(), " [graph share:0.535]".into())
+        );
+        let all = ElmrecConfig {
+            reindex: Reindex::Random,
+            t5_bf16: true,
+            lr_warmup_steps: 200,
+            lr_decay: LrDecay::Cosine,
+            sampling: Sampling::Epochs,
+            bucket_by_length: true,
+            validation: Validation::generation(),
+            ..new.clone()
+        };
+        assert_eq!(
+            all.setting_names().0,
+            "-reindex-random-graph-share0.535-bf16-warmup200-cosine-epochs-bucketed-valgen"
+        );
+        assert_eq!(
+            all.setting_names().1,
+            " [reindex random] [graph share:0.535] [bf16] [lr-warmup200-cosine] [epochs] \
+             [bucketed] [validated by generation]"
+        );
         assert!(v.get("lr_warmup_steps").is_none() && v.get("lr_decay").is_none());
         assert_eq!(new.lr_schedule(), None);
         let sched = ElmrecConfig {
