@@ -27,6 +27,7 @@ fn clusters(users: usize, seed: u64) -> LeaveOneOut {
 
 #[test]
 fn popularity_matches_the_demo() {
+    let _rng = global_rng();
     let loo = clusters(200, 1);
     // The demo's computation: train-graph item degrees, the test item among
     // NegativeSampler(seed) negatives, pessimistic ties.
@@ -63,6 +64,7 @@ fn popularity_matches_the_demo() {
 
 #[test]
 fn random_propagation_is_the_dot_of_the_reference_vectors() {
+    let _rng = global_rng();
     let loo = clusters(40, 2);
     let cfg = LightGcnConfig {
         dim: 16,
@@ -96,6 +98,7 @@ fn random_propagation_is_the_dot_of_the_reference_vectors() {
 
 #[test]
 fn lightgcn_bpr_learns_the_clusters_and_is_deterministic() {
+    let _rng = global_rng();
     let loo = clusters(300, 3);
     let valid = EvalSet::build(&loo, Split::Valid, None, 50, 8).unwrap();
     let test = EvalSet::build(&loo, Split::Test, None, 50, 8).unwrap();
@@ -177,6 +180,7 @@ fn lightgcn_bpr_learns_the_clusters_and_is_deterministic() {
 
 #[test]
 fn early_stopping_keeps_the_best_epoch() {
+    let _rng = global_rng();
     let loo = clusters(120, 6);
     let valid = EvalSet::build(&loo, Split::Valid, None, 30, 2).unwrap();
     let cfg = BprConfig {
@@ -226,4 +230,13 @@ fn early_stopping_keeps_the_best_epoch() {
     ] {
         assert!(LightGcnBpr::train(&loo, &bad, None).is_err());
     }
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -62,6 +62,7 @@ fn header(n: usize) {
 
 #[test]
 fn beauty_baselines_on_1000_test_users() {
+    let _rng = global_rng();
     let Some(loo) = beauty() else { return };
     let test = EvalSet::build(&loo, Split::Test, Some(1000), 99, 2024).unwrap();
     assert_eq!(test.cases.len(), 1000);
@@ -104,6 +105,7 @@ fn beauty_baselines_on_1000_test_users() {
 #[test]
 #[ignore = "trains LightGCN-BPR on Beauty for minutes; run with --ignored --release"]
 fn beauty_lightgcn_bpr_trained() {
+    let _rng = global_rng();
     let Some(loo) = beauty() else { return };
     let valid = EvalSet::build(&loo, Split::Valid, Some(1000), 99, 2024).unwrap();
     let test = EvalSet::build(&loo, Split::Test, Some(1000), 99, 2024).unwrap();
@@ -162,6 +164,7 @@ fn beauty_lightgcn_bpr_trained() {
 /// ```
 #[test]
 fn leaky_graph_gain_comes_from_users_whose_test_pair_is_in_it() {
+    let _rng = global_rng();
     use graft_baselines::rank_cases;
     use graft_data::GraphEdges;
     use graft_propagate::LayerCombine;
@@ -210,4 +213,13 @@ fn leaky_graph_gain_comes_from_users_whose_test_pair_is_in_it() {
         rate(counts[0]) > rate(clean_counts[0]) + 0.3,
         "{counts:?} {clean_counts:?}"
     );
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -74,6 +74,7 @@ fn run_py(py: &Path, args: &[&str]) {
 
 #[test]
 fn forward_matches_pytorch() {
+    let _rng = global_rng();
     let Some(py) = python() else { return };
     let cfg = SasRecConfig {
         hidden: 16,
@@ -264,6 +265,7 @@ fn compare_both(label: &str, ours: &[CaseRanks], theirs: &PyOut) -> (f64, f64) {
 
 #[test]
 fn training_matches_pytorch_on_synthetic() {
+    let _rng = global_rng();
     let Some(py) = python() else { return };
     let loo = ring_split(600, 80, 11);
     let valid = EvalSet::build(&loo, Split::Valid, None, 20, 3).unwrap();
@@ -301,6 +303,7 @@ fn training_matches_pytorch_on_synthetic() {
 #[test]
 #[ignore = "trains SASRec twice on Amazon Beauty (minutes); needs ../shared/data"]
 fn beauty_matches_pytorch() {
+    let _rng = global_rng();
     let base = std::env::var_os("GRAFT_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("../shared/data"));
@@ -345,4 +348,13 @@ fn beauty_matches_pytorch() {
     );
     compare_both("Beauty", &ours, &theirs);
     assert!(model.name().starts_with("sasrec"));
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

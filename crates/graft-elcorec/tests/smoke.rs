@@ -117,6 +117,7 @@ fn rap(data: &CtrData, variant: LlmVariant) -> RapBuilder {
 
 #[test]
 fn gat_and_fm_learn_the_planted_taste_clusters() {
+    let _rng = global_rng();
     let data = data(3);
     let dir = tempfile::tempdir().expect("tmp");
     let gat_cfg = GatExpertConfig {
@@ -171,6 +172,7 @@ fn gat_and_fm_learn_the_planted_taste_clusters() {
 
 #[test]
 fn rap_prompts_retrieve_from_the_history_and_place_the_token() {
+    let _rng = global_rng();
     let data = data(3);
     let s = data.test[0];
     let builder = rap(&data, LlmVariant::Elcorec);
@@ -223,6 +225,7 @@ fn rap_prompts_retrieve_from_the_history_and_place_the_token() {
 
 #[test]
 fn the_gat_vector_reaches_the_answer_logits() {
+    let _rng = global_rng();
     let data = data(2);
     let llm =
         CtrLlm::new(llama(), tokenizer(), &llm_cfg(LlmVariant::Elcorec), Some(8)).expect("llm");
@@ -281,6 +284,7 @@ fn the_gat_vector_reaches_the_answer_logits() {
 
 #[test]
 fn llm_variants_train_score_and_resume_from_metrics() {
+    let _rng = global_rng();
     let data = data(2);
     let dir = tempfile::tempdir().expect("tmp");
     let gat_cfg = GatExpertConfig {
@@ -359,6 +363,7 @@ fn llm_variants_train_score_and_resume_from_metrics() {
 
 #[test]
 fn non_ctr_formats_are_refused_with_a_reason() {
+    let _rng = global_rng();
     let syn = planted_clusters(&SyntheticConfig {
         users: 10,
         items: 20,
@@ -370,4 +375,13 @@ fn non_ctr_formats_are_refused_with_a_reason() {
     .expect("synthetic");
     let err = CtrData::new(syn.dataset, SampleConfig::default()).expect_err("format");
     assert!(err.to_string().contains("movies or books"), "{err}");
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

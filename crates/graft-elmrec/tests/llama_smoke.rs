@@ -76,6 +76,7 @@ fn lora() -> Finetune {
 
 #[test]
 fn llama_pipeline_trains_and_evaluates() {
+    let _rng = global_rng();
     let split = split();
     let eval = EvalConfig {
         test_users: Some(15),
@@ -161,6 +162,7 @@ fn llama_pipeline_trains_and_evaluates() {
 
 #[test]
 fn llama_generation_stays_inside_the_trie_and_scores_match_the_loss() {
+    let _rng = global_rng();
     let split = split();
     for variant in [Variant::None, Variant::Graph, Variant::Incremental] {
         let model = ElmrecModel::new(&cfg(variant, lora()), &split, tokenizer(), Device::Cpu)
@@ -268,6 +270,7 @@ fn one_step(model: &ElmrecModel, c: &ElmrecConfig, split: &LeaveOneOut) {
 
 #[test]
 fn lora_trains_only_adapters_and_tables_full_trains_everything() {
+    let _rng = global_rng();
     let split = split();
     let c = cfg(Variant::Elmrec, lora());
     let model = ElmrecModel::new(&c, &split, tokenizer(), Device::Cpu).expect("model");
@@ -313,6 +316,7 @@ fn lora_trains_only_adapters_and_tables_full_trains_everything() {
 /// bf16 rounding; with full fine-tuning it is a configuration error.
 #[test]
 fn bf16_base_under_lora_scores_like_f32_and_trains_the_adapters() {
+    let _rng = global_rng();
     let split = split();
     let c32 = cfg(Variant::Elmrec, lora());
     let with_bf16 = |finetune: Finetune| ElmrecConfig {
@@ -387,6 +391,7 @@ fn smollm2_gguf() -> Option<PathBuf> {
 
 #[test]
 fn smollm2_with_lora_scores_and_generates_items() {
+    let _rng = global_rng();
     let Some(gguf) = smollm2_gguf() else { return };
     let file = graft_lm::gguf::GgufFile::read(&gguf).expect("gguf");
     let tok = graft_lm::tokenizer::tokenizer_from_gguf(&file).expect("tokenizer");
@@ -443,4 +448,13 @@ fn smollm2_with_lora_scores_and_generates_items() {
         !out.is_empty() && out.iter().all(|i| cands.contains(i)),
         "{out:?}"
     );
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -91,6 +91,7 @@ fn eval_cfg() -> EvalConfig {
 
 #[test]
 fn pipeline_trains_resumes_and_evaluates() {
+    let _rng = global_rng();
     let Some(tok) = tokenizer() else { return };
     let split = split();
     let eval = eval_cfg();
@@ -214,6 +215,7 @@ fn pipeline_trains_resumes_and_evaluates() {
 
 #[test]
 fn generation_stays_inside_the_trie_and_scores_every_candidate() {
+    let _rng = global_rng();
     let Some(tok) = tokenizer() else { return };
     let split = split();
     for variant in [Variant::None, Variant::Graph, Variant::Incremental] {
@@ -271,6 +273,7 @@ fn generation_stays_inside_the_trie_and_scores_every_candidate() {
 
 #[test]
 fn per_step_graph_gradient_equals_backprop_through_each_micro_batch() {
+    let _rng = global_rng();
     let Some(tok) = tokenizer() else { return };
     let split = split();
     let model = ElmrecModel::new(&cfg(Variant::Graph), &split, tok, Device::Cpu).expect("model");
@@ -312,6 +315,7 @@ fn per_step_graph_gradient_equals_backprop_through_each_micro_batch() {
 
 #[test]
 fn sampler_is_a_pure_function_of_step_and_micro_batch() {
+    let _rng = global_rng();
     let split = split();
     let c = ElmrecConfig {
         tasks: TaskMix::Both,
@@ -355,6 +359,7 @@ fn check_example(e: &Example, split: &LeaveOneOut, c: &ElmrecConfig) {
 
 #[test]
 fn epoch_sampling_visits_every_user_once_per_epoch_and_task() {
+    let _rng = global_rng();
     let split = split();
     let c = ElmrecConfig {
         tasks: TaskMix::Both,
@@ -398,6 +403,7 @@ fn epoch_sampling_visits_every_user_once_per_epoch_and_task() {
 
 #[test]
 fn bf16_products_score_generate_and_agree_with_the_loss() {
+    let _rng = global_rng();
     let Some(tok) = tokenizer() else { return };
     let split = split();
     let c = ElmrecConfig {
@@ -431,6 +437,7 @@ fn bf16_products_score_generate_and_agree_with_the_loss() {
 
 #[test]
 fn validation_by_generation_early_stops_on_hit_rates() {
+    let _rng = global_rng();
     let Some(tok) = tokenizer() else { return };
     let split = split();
     let eval = eval_cfg();
@@ -477,6 +484,7 @@ fn validation_by_generation_early_stops_on_hit_rates() {
 
 #[test]
 fn length_buckets_regroup_the_same_examples_of_a_step() {
+    let _rng = global_rng();
     let split = split();
     let c = ElmrecConfig {
         batch_size: 16,
@@ -511,4 +519,13 @@ fn length_buckets_regroup_the_same_examples_of_a_step() {
         let shortest = bucketed[2].iter().map(|e| e.history.len()).min();
         assert!(longest <= shortest, "{longest:?} > {shortest:?}");
     }
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

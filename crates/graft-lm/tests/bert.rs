@@ -207,6 +207,7 @@ fn is_invalid_data(e: &LmError) -> bool {
 
 #[test]
 fn minilm_matches_transformers() {
+    let _rng = global_rng();
     let Some(dir) = model_dir() else { return };
     let bytes = fixture();
     let st = SafeTensors::deserialize(&bytes).unwrap();
@@ -250,6 +251,7 @@ fn minilm_matches_transformers() {
 
 #[test]
 fn minilm_batch_equals_one_by_one() {
+    let _rng = global_rng();
     let Some(dir) = model_dir() else { return };
     let (enc, _) = SentenceEncoder::load(&dir, Device::Cpu).unwrap();
     let texts = [
@@ -287,6 +289,7 @@ fn minilm_batch_equals_one_by_one() {
 
 #[test]
 fn minilm_truncates_long_text() {
+    let _rng = global_rng();
     let Some(dir) = model_dir() else { return };
     let (enc, _) = SentenceEncoder::load(&dir, Device::Cpu).unwrap();
     assert_eq!(enc.max_tokens(), 256);
@@ -299,6 +302,7 @@ fn minilm_truncates_long_text() {
 
 #[test]
 fn minilm_load_report_and_config() {
+    let _rng = global_rng();
     let Some(dir) = model_dir() else { return };
     let cfg = BertConfig::from_hf_config(dir.join("config.json")).unwrap();
     assert_eq!(cfg, BertConfig::all_minilm_l6_v2());
@@ -316,6 +320,7 @@ fn minilm_load_report_and_config() {
 
 #[test]
 fn minilm_forward_embeds_equals_forward() {
+    let _rng = global_rng();
     let Some(dir) = model_dir() else { return };
     let (enc, _) = SentenceEncoder::load(&dir, Device::Cpu).unwrap();
     let m = enc.model();
@@ -335,6 +340,7 @@ fn minilm_forward_embeds_equals_forward() {
 
 #[test]
 fn forward_embeds_equals_forward_and_injection_changes_output() {
+    let _rng = global_rng();
     let (m, report) = tiny_model("");
     assert!(report.missing.is_empty());
     assert_eq!(report.unused, ["embeddings.position_ids"]);
@@ -372,6 +378,7 @@ fn forward_embeds_equals_forward_and_injection_changes_output() {
 
 #[test]
 fn padding_does_not_change_real_tokens() {
+    let _rng = global_rng();
     let (m, _) = tiny_model("");
     let _g = tch::no_grad_guard();
     let ids = Tensor::from_slice(&[3i64, 9, 17]).view([1, 3]);
@@ -391,6 +398,7 @@ fn padding_does_not_change_real_tokens() {
 
 #[test]
 fn mean_pool_normalize_by_hand() {
+    let _rng = global_rng();
     let h = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 100.0, 100.0]).view([1, 3, 2]);
     let mask = Tensor::from_slice(&[1i64, 1, 0]).view([1, 3]);
     let p = mean_pool_normalize(&h, &mask).unwrap();
@@ -405,6 +413,7 @@ fn mean_pool_normalize_by_hand() {
 
 #[test]
 fn prefixed_and_half_checkpoints_load_the_same() {
+    let _rng = global_rng();
     let cfg = tiny_config();
     let ids = Tensor::from_slice(&[1i64, 2, 3, 4]).view([1, 4]);
     let mask = Tensor::ones_like(&ids);
@@ -441,6 +450,7 @@ fn prefixed_and_half_checkpoints_load_the_same() {
 
 #[test]
 fn bert_load_errors_are_typed() {
+    let _rng = global_rng();
     let cfg = tiny_config();
     // Missing tensor: Missing, and recorded.
     let mut t = tiny_tensors(&cfg, "", 1);
@@ -505,6 +515,7 @@ fn bert_load_errors_are_typed() {
 
 #[test]
 fn config_from_json_with_defaults() {
+    let _rng = global_rng();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("config.json");
     std::fs::write(
@@ -526,6 +537,7 @@ fn config_from_json_with_defaults() {
 
 #[test]
 fn weights_read_all_dtypes() {
+    let _rng = global_rng();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("small.safetensors");
     std::fs::write(&p, small_file()).unwrap();
@@ -561,6 +573,7 @@ fn weights_read_all_dtypes() {
 
 #[test]
 fn weights_take_prefix_and_report() {
+    let _rng = global_rng();
     let mut w = Weights::from_bytes(&small_file()).unwrap();
     assert_eq!(w.detect_prefix("eight"), None); // not at a `.` boundary
     assert_eq!(w.detect_prefix("weight").as_deref(), Some("a."));
@@ -610,6 +623,7 @@ fn weights_take_prefix_and_report() {
 
 #[test]
 fn weights_truncated_files_are_errors() {
+    let _rng = global_rng();
     let bytes = small_file();
     assert!(Weights::from_bytes(&bytes).is_ok());
     let dir = tempfile::tempdir().unwrap();
@@ -635,6 +649,7 @@ fn weights_truncated_files_are_errors() {
 
 #[test]
 fn weights_corrupt_headers_are_typed_errors() {
+    let _rng = global_rng();
     let bytes = small_file();
     // Header length past the end of the file.
     let mut b = bytes.clone();
@@ -709,6 +724,7 @@ proptest! {
         cut in 0usize..400,
         edits in proptest::collection::vec((0usize..400, any::<u8>()), 0..6),
     ) {
+    let _rng = global_rng();
         let mut b = small_file();
         for (at, v) in edits {
             let len = b.len();
@@ -723,4 +739,13 @@ proptest! {
             ),
         }
     }
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -22,6 +22,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn additive_replace_and_prefix_do_what_they_say() {
+    let _rng = global_rng();
     let e = randn(&[2, 4, 3], 1);
     let table = randn(&[5, 3], 2);
     let ids = Tensor::from_slice(&[0i64, 1, 2, 0, 4, 4, 3, 0]).view([2, 4]);
@@ -48,6 +49,7 @@ fn additive_replace_and_prefix_do_what_they_say() {
 
 #[test]
 fn gradients_reach_every_injected_tensor() {
+    let _rng = global_rng();
     let e = randn(&[1, 3, 4], 1);
     let table = randn(&[6, 4], 2).set_requires_grad(true);
     let vecs = randn(&[1, 4], 3).set_requires_grad(true);
@@ -79,6 +81,7 @@ fn gradients_reach_every_injected_tensor() {
 
 #[test]
 fn bad_shapes_are_typed_errors() {
+    let _rng = global_rng();
     let e = randn(&[2, 4, 3], 1);
     let table = randn(&[5, 2], 2);
     let ids = Tensor::zeros([2, 4], (Kind::Int64, Device::Cpu));
@@ -103,6 +106,7 @@ fn smollm2() -> Option<(Llama, tokenizers::Tokenizer)> {
 
 #[test]
 fn smollm2_batched_scores_equal_one_by_one_and_rank_paris_first() {
+    let _rng = global_rng();
     let Some((model, tok)) = smollm2() else {
         return;
     };
@@ -148,6 +152,7 @@ fn smollm2_batched_scores_equal_one_by_one_and_rank_paris_first() {
 
 #[test]
 fn smollm2_soft_prompt_gradients_flow_through_the_model() {
+    let _rng = global_rng();
     let Some((model, tok)) = smollm2() else {
         return;
     };
@@ -182,6 +187,7 @@ fn smollm2_soft_prompt_gradients_flow_through_the_model() {
 
 #[test]
 fn smollm2_beam_search_is_consistent_with_scoring_and_greedy() {
+    let _rng = global_rng();
     use graft_lm::BeamConfig;
     let Some((model, tok)) = smollm2() else {
         return;
@@ -234,4 +240,13 @@ fn smollm2_beam_search_is_consistent_with_scoring_and_greedy() {
         .score_continuations(&[(prompt.as_slice(), greedy.as_slice())])
         .unwrap()[0];
     assert!(hyps[0].log_prob >= g - 1e-4);
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -40,6 +40,7 @@ fn assert_loss_falls(model: &Llama, vs: &nn::VarStore) {
 
 #[test]
 fn lora_on_smollm2_trains_only_the_adapters() {
+    let _rng = global_rng();
     let Some(mut model) = smollm2() else { return };
     tch::manual_seed(0);
     let ids = Tensor::randint_low(3, 49_152, [2, 24], (Kind::Int64, Device::Cpu));
@@ -102,6 +103,7 @@ fn lora_on_smollm2_trains_only_the_adapters() {
 
 #[test]
 fn bf16_projections_keep_smollm2_predictions_and_train_adapters() {
+    let _rng = global_rng();
     let Some(f32_model) = smollm2() else { return };
     let mut model = smollm2().unwrap();
     model.set_projection_kind(Kind::BFloat16).unwrap();
@@ -135,4 +137,13 @@ fn bf16_projections_keep_smollm2_predictions_and_train_adapters() {
         .unwrap();
     assert!(model.set_projection_kind(Kind::Float).is_err());
     assert_loss_falls(&model, &vs);
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -36,6 +36,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn tiny_checkpoints_match_transformers() {
+    let _rng = global_rng();
     for name in ["t5_tiny_relu", "t5_tiny_gated"] {
         let (model, report) = T5::load(fixture(name), Device::Cpu).unwrap();
         assert!(report.missing.is_empty(), "{name}: {report}");
@@ -59,6 +60,7 @@ fn tiny_checkpoints_match_transformers() {
 
 #[test]
 fn encoder_injection_hook_and_gradients() {
+    let _rng = global_rng();
     let (model, _) = T5::load(fixture("t5_tiny_relu"), Device::Cpu).unwrap();
     let (ids, mask, dec, _, _) = golden("t5_tiny_relu");
     let a = model.encode(&ids, &mask).unwrap();
@@ -88,6 +90,7 @@ fn encoder_injection_hook_and_gradients() {
 
 #[test]
 fn t5_small_preset_builds_randomly_and_configs_are_checked() {
+    let _rng = global_rng();
     let cfg = T5Config::t5_small();
     assert_eq!(
         (cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.vocab_size),
@@ -143,6 +146,7 @@ fn t5_small_preset_builds_randomly_and_configs_are_checked() {
 
 #[test]
 fn beam_search_on_the_decoder_is_consistent() {
+    let _rng = global_rng();
     use graft_lm::BeamConfig;
     let (model, _) = T5::load(fixture("t5_tiny_relu"), Device::Cpu).unwrap();
     let (ids, mask, _, _, _) = golden("t5_tiny_relu");
@@ -213,6 +217,7 @@ fn beam_search_on_the_decoder_is_consistent() {
 
 #[test]
 fn real_t5_vocabulary_without_padding() {
+    let _rng = global_rng();
     let path = std::env::var_os("GRAFT_T5_TOKENIZER")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -270,6 +275,7 @@ fn tiny_random() -> T5 {
 
 #[test]
 fn random_init_follows_hugging_face_scales() {
+    let _rng = global_rng();
     let m = T5::random(&T5Config::t5_small(), 3, Device::Cpu).unwrap();
     let std = |name: &str| {
         let (_, t) = m
@@ -291,6 +297,7 @@ fn random_init_follows_hugging_face_scales() {
 
 #[test]
 fn named_parameters_save_and_load_round_trip() {
+    let _rng = global_rng();
     let mut m = tiny_random();
     let params = m.named_parameters();
     // 1 shared + per encoder block (norm, q k v o, [rel], norm, wi wo) + final norm, same for decoder with cross.
@@ -314,6 +321,7 @@ fn named_parameters_save_and_load_round_trip() {
 
 #[test]
 fn constrained_beam_search_only_emits_allowed_sequences() {
+    let _rng = global_rng();
     let m = tiny_random();
     let ids = Tensor::from_slice(&[5i64, 6, 7, 1]).view([1, 4]);
     let mask = Tensor::ones([1, 4], (Kind::Int64, Device::Cpu));
@@ -371,6 +379,7 @@ fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn bf16_products_stay_close_to_transformers_f32() {
+    let _rng = global_rng();
     for name in ["t5_tiny_relu", "t5_tiny_gated"] {
         let (mut model, _) = T5::load(fixture(name), Device::Cpu).unwrap();
         assert_eq!(model.compute_kind(), Kind::Float);
@@ -412,6 +421,7 @@ fn bf16_products_stay_close_to_transformers_f32() {
 
 #[test]
 fn bf16_products_train_the_f32_weights() {
+    let _rng = global_rng();
     let (mut model, _) = T5::load(fixture("t5_tiny_gated"), Device::Cpu).unwrap();
     let (ids, mask, dec, _, _) = golden("t5_tiny_gated");
     model.set_requires_grad(true);
@@ -460,6 +470,7 @@ fn bf16_products_train_the_f32_weights() {
 
 #[test]
 fn compute_kind_must_be_floating() {
+    let _rng = global_rng();
     let mut m = tiny_random();
     assert!(matches!(
         m.set_compute_kind(Kind::Int64),
@@ -487,4 +498,13 @@ fn compute_kind_must_be_floating() {
     assert!(hyps
         .iter()
         .all(|h| h.score.is_finite() && !h.tokens.is_empty()));
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

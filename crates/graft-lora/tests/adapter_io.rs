@@ -52,6 +52,7 @@ fn assert_same(a: &LoraModel, b: &LoraModel) {
 
 #[test]
 fn save_load_round_trip_is_bitwise() {
+    let _rng = global_rng();
     let dir = tempfile::tempdir().unwrap();
     let cfg = LoraConfig::new(4, 12.0).with_dropout(0.1);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -101,6 +102,7 @@ fn save_load_round_trip_is_bitwise() {
 
 #[test]
 fn file_layout_matches_peft() {
+    let _rng = global_rng();
     let dir = tempfile::tempdir().unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let lora = model(&vs, &LoraConfig::default(), 4);
@@ -223,6 +225,7 @@ fn load_err(dir: &Path, cfg: &LoraConfig) -> LoraError {
 
 #[test]
 fn corrupted_files_are_errors() {
+    let _rng = global_rng();
     let cfg = LoraConfig::default();
     let dir = saved_dir(&cfg);
     let w = dir.path().join(ADAPTER_WEIGHTS_FILE);
@@ -250,6 +253,7 @@ fn corrupted_files_are_errors() {
 
 #[test]
 fn mis_shaped_missing_and_extra_tensors_are_errors() {
+    let _rng = global_rng();
     let cfg = LoraConfig::default();
     let q_a = lora_key("model.layers.0.self_attn.q_proj", LoraWeight::A);
     let q_b = lora_key("model.layers.0.self_attn.q_proj", LoraWeight::B);
@@ -330,6 +334,7 @@ fn mis_shaped_missing_and_extra_tensors_are_errors() {
 
 #[test]
 fn config_mismatch_and_unsupported_settings() {
+    let _rng = global_rng();
     let dir = saved_dir(&LoraConfig::new(8, 32.0));
     match load_err(dir.path(), &LoraConfig::default()) {
         LoraError::ConfigMismatch { field, .. } => assert_eq!(field, "lora_alpha"),
@@ -361,4 +366,13 @@ fn config_mismatch_and_unsupported_settings() {
             e => panic!("{field}: {e}"),
         }
     }
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -56,6 +56,7 @@ fn check_merge(vs: &nn::VarStore, seed: i64, tol: f64) {
 
 #[test]
 fn merged_forward_equals_unmerged_for_alpha_not_r() {
+    let _rng = global_rng();
     for seed in 0..8 {
         tch::manual_seed(seed);
         check_merge(&nn::VarStore::new(Device::Cpu), seed, 1e-5);
@@ -64,6 +65,7 @@ fn merged_forward_equals_unmerged_for_alpha_not_r() {
 
 #[test]
 fn merged_forward_equals_unmerged_in_double() {
+    let _rng = global_rng();
     for seed in 0..4 {
         tch::manual_seed(seed);
         let mut vs = nn::VarStore::new(Device::Cpu);
@@ -74,6 +76,7 @@ fn merged_forward_equals_unmerged_in_double() {
 
 #[test]
 fn forward_matches_explicit_formula() {
+    let _rng = global_rng();
     tch::manual_seed(3);
     let cfg = LoraConfig::new(3, 5.0);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -99,6 +102,7 @@ fn forward_matches_explicit_formula() {
 
 #[test]
 fn unmerge_restores_base_weight() {
+    let _rng = global_rng();
     tch::manual_seed(11);
     let cfg = LoraConfig::new(4, 12.0);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -124,6 +128,7 @@ fn unmerge_restores_base_weight() {
 
 #[test]
 fn dropout_only_in_training_and_seeded() {
+    let _rng = global_rng();
     let cfg = LoraConfig::new(4, 8.0).with_dropout(0.5);
     tch::manual_seed(5);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -164,6 +169,7 @@ fn dropout_only_in_training_and_seeded() {
 
 #[test]
 fn only_lora_matrices_get_gradients() {
+    let _rng = global_rng();
     tch::manual_seed(9);
     let base_vs = nn::VarStore::new(Device::Cpu);
     // A base weight that is itself a trainable variable of another store.
@@ -221,6 +227,7 @@ fn only_lora_matrices_get_gradients() {
 
 #[test]
 fn peft_initialisation() {
+    let _rng = global_rng();
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let inp = 256;
@@ -250,6 +257,7 @@ fn peft_initialisation() {
 
 #[test]
 fn bad_inputs_are_errors() {
+    let _rng = global_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let cfg = LoraConfig::default();
     let w3 = Tensor::zeros([2, 3, 4], CPU);
@@ -283,6 +291,7 @@ fn bad_inputs_are_errors() {
 
 #[test]
 fn bf16_base_under_f32_adapters() {
+    let _rng = global_rng();
     tch::manual_seed(7);
     let vs = nn::VarStore::new(Device::Cpu);
     let cfg = LoraConfig::new(4, 8.0);
@@ -330,4 +339,13 @@ fn bf16_base_under_f32_adapters() {
             &w_before.to_kind(Kind::Float)
         ) < 0.05
     );
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

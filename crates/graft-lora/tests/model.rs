@@ -37,6 +37,7 @@ fn base() -> Vec<(String, Tensor)> {
 
 #[test]
 fn default_config_adapts_q_and_v_only() {
+    let _rng = global_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let lora = LoraModel::new(&vs.root(), &LoraConfig::default(), base()).unwrap();
     assert_eq!(
@@ -64,6 +65,7 @@ fn default_config_adapts_q_and_v_only() {
 
 #[test]
 fn report_numbers() {
+    let _rng = global_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let lora = LoraModel::new(&vs.root(), &LoraConfig::default(), base()).unwrap();
     let base_total: i64 = tiny_llama_linears().iter().map(|(_, o, i)| o * i).sum();
@@ -123,6 +125,7 @@ fn format_thousands(n: i64) -> String {
 
 #[test]
 fn custom_targets_and_state_dict() {
+    let _rng = global_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let mut sd: Vec<(String, Tensor)> = base()
         .into_iter()
@@ -175,6 +178,7 @@ fn custom_targets_and_state_dict() {
 
 #[test]
 fn merge_all_and_unmerge_all() {
+    let _rng = global_rng();
     tch::manual_seed(2);
     let vs = nn::VarStore::new(Device::Cpu);
     let base = base();
@@ -221,6 +225,7 @@ fn merge_all_and_unmerge_all() {
 
 #[test]
 fn construction_errors() {
+    let _rng = global_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let w = || Tensor::zeros([4, 4], CPU);
     let none = LoraModel::new(&vs.root(), &LoraConfig::default(), [("model.k_proj", w())]);
@@ -242,4 +247,13 @@ fn construction_errors() {
         )],
     );
     assert!(matches!(bias, Err(LoraError::Shape { .. })));
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -191,15 +191,26 @@ fn round_trip(py: &std::path::Path, cfg: &LoraConfig, expected_modules: usize, s
 
 #[test]
 fn peft_round_trip_default_config() {
+    let _rng = global_rng();
     let Some(py) = python() else { return };
     round_trip(&py, &LoraConfig::default(), 4, 0);
 }
 
 #[test]
 fn peft_round_trip_glob_targets_alpha_not_r() {
+    let _rng = global_rng();
     let Some(py) = python() else { return };
     let cfg = LoraConfig::new(4, 12.0)
         .with_dropout(0.1)
         .with_target_modules(["o_proj", "model.layers.1.mlp.*_proj"]);
     round_trip(&py, &cfg, 5, 7);
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

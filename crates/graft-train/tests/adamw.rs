@@ -40,6 +40,7 @@ fn set_grads(opt: &mut AdamW, grads: &[(&Tensor, &Tensor)]) {
 
 #[test]
 fn matches_pytorch_adamw() {
+    let _rng = global_rng();
     let fx = fixture();
     let c = &fx["config"];
     let cfg = AdamWConfig {
@@ -111,6 +112,7 @@ fn matches_pytorch_adamw() {
 
 #[test]
 fn weight_decay_is_decoupled() {
+    let _rng = global_rng();
     // A zero (but defined) gradient: the Adam term is exactly 0, so only the
     // decoupled decay p *= 1 - lr * wd acts. L2-coupled decay would instead
     // move p by about lr against sign(p).
@@ -153,6 +155,7 @@ fn weight_decay_is_decoupled() {
 
 #[test]
 fn params_without_grad_are_skipped_with_their_own_step_count() {
+    let _rng = global_rng();
     let a = param(&[0.5, -0.5], &[2]);
     let b = param(&[2.0, 1.0], &[2]);
     let cfg = AdamWConfig {
@@ -198,6 +201,7 @@ fn params_without_grad_are_skipped_with_their_own_step_count() {
 
 #[test]
 fn config_errors() {
+    let _rng = global_rng();
     let p = param(&[1.0], &[1]);
     let no_grad = Tensor::from_slice(&[1.0f32]);
     let cfg = AdamWConfig::default();
@@ -250,6 +254,7 @@ fn make(seed: i64, lr: f64) -> (AdamW, Vec<Tensor>) {
 
 #[test]
 fn state_round_trip_through_a_checkpoint_is_bitwise() {
+    let _rng = global_rng();
     let dir = tempfile::tempdir().unwrap();
     let (mut a, pa) = make(1, 0.01);
     for k in 0..3 {
@@ -293,6 +298,7 @@ fn state_round_trip_through_a_checkpoint_is_bitwise() {
 
 #[test]
 fn load_state_tensors_rejects_bad_states_without_copying() {
+    let _rng = global_rng();
     let (a, _) = make(1, 0.01);
     let (mut b, pb) = make(2, 0.01);
     let before = pb[0].copy();
@@ -354,4 +360,13 @@ fn load_state_tensors_rejects_bad_states_without_copying() {
         "a rejected state must not be partially applied"
     );
     assert_eq!(b.steps(), 0);
+}
+
+/// libtorch has one global CPU generator and the harness runs tests on
+/// several threads: every test of this binary that seeds it or draws from
+/// it (initialisation, dropout, sampling) holds this lock, so a seeded
+/// section is never interleaved with another test's draws.
+fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
