@@ -272,18 +272,20 @@ impl AdamW {
             let _ = m.f_lerp_(&grad, 1.0 - beta1)?;
             // v.mul_(beta2).addcmul_(g, g, value=1 - beta2); addcmul computes
             // self + (value * t1) * t2.
+            // tch's addcmul_/addcdiv_ take no `value` (it is 1), so the
+            // scaled operand is formed first: the same roundings as PyTorch,
+            // with three temporaries per tensor (the update is memory-bound).
             let _ = v.f_mul_scalar_(beta2)?;
-            let _ = v.f_add_(&grad.f_mul_scalar(1.0 - beta2)?.f_mul(&grad)?)?;
+            let _ = v.f_addcmul_(&grad.f_mul_scalar(1.0 - beta2)?, &grad)?;
             let bias_correction1 = 1.0 - beta1.powf(t);
             let bias_correction2 = 1.0 - beta2.powf(t);
             let step_size = lr / bias_correction1;
             let bias_correction2_sqrt = bias_correction2.powf(0.5);
-            let denom = v
-                .f_sqrt()?
-                .f_div_scalar(bias_correction2_sqrt)?
-                .f_add_scalar(eps)?;
+            let mut denom = v.f_sqrt()?;
+            let _ = denom.f_div_scalar_(bias_correction2_sqrt)?;
+            let _ = denom.f_add_scalar_(eps)?;
             // p.addcdiv_(m, denom, value=-step_size): self + (value * t1) / t2.
-            let _ = param.f_add_(&m.f_mul_scalar(-step_size)?.f_div(&denom)?)?;
+            let _ = param.f_addcdiv_(&m.f_mul_scalar(-step_size)?, &denom)?;
         }
         self.steps += 1;
         Ok(())
