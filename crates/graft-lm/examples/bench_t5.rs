@@ -79,21 +79,49 @@ fn config(size: &str) -> BoxResult<T5Config> {
     }
 }
 
-/// Median wall-clock seconds of `repeats` calls of `f`, after one warm-up.
-fn median_secs(repeats: usize, mut f: impl FnMut() -> BoxResult<()>) -> BoxResult<f64> {
-    f()?;
-    let mut v = Vec::with_capacity(repeats);
-    for _ in 0..repeats.max(1) {
-        let t0 = Instant::now();
-        f()?;
-        v.push(t0.elapsed().as_secs_f64());
-    }
-    v.sort_by(f64::total_cmp);
-    Ok(v[v.len() / 2])
+/// Wall-clock seconds of one step's phases (zeroing the gradients is
+/// counted with the optimizer, as in PyTorch's `zero_grad` + `step`).
+#[derive(Clone, Copy, Default)]
+struct Phases {
+    forward: f64,
+    backward: f64,
+    optimizer: f64,
 }
 
-/// Seconds of one training step of `size` with products in `kind`.
-fn train_step(a: &Args, size: &str, kind: Kind) -> BoxResult<f64> {
+impl Phases {
+    fn total(&self) -> f64 {
+        self.forward + self.backward + self.optimizer
+    }
+}
+
+/// Per phase, the median over `repeats` calls of `f`, after one warm-up;
+/// the total is the median of the step totals.
+fn median_phases(
+    repeats: usize,
+    mut f: impl FnMut() -> BoxResult<Phases>,
+) -> BoxResult<(f64, Phases)> {
+    f()?;
+    let runs = (0..repeats.max(1))
+        .map(|_| f())
+        .collect::<BoxResult<Vec<_>>>()?;
+    let median = |g: &dyn Fn(&Phases) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(g).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((
+        median(&Phases::total),
+        Phases {
+            forward: median(&|p| p.forward),
+            backward: median(&|p| p.backward),
+            optimizer: median(&|p| p.optimizer),
+        },
+    ))
+}
+
+/// Seconds of one training step of `size` with products in `kind`, and
+/// of its phases.
+fn train_step(a: &Args, size: &str, kind: Kind) -> BoxResult<(f64, Phases)> {
     let cfg = config(size)?;
     let mut t5 = T5::random(&cfg, 0, Device::Cpu)?;
     t5.set_compute_kind(kind)?;
@@ -106,8 +134,8 @@ fn train_step(a: &Args, size: &str, kind: Kind) -> BoxResult<f64> {
     let start = Tensor::f_zeros([a.batch, 1], opts)?;
     let dec = Tensor::f_cat(&[&start, &labels.f_narrow(1, 0, a.target - 1)?], 1)?;
     let mask = Tensor::f_ones([a.batch, a.source], opts)?;
-    median_secs(a.repeats, || {
-        opt.zero_grad();
+    median_phases(a.repeats, || {
+        let t0 = Instant::now();
         let enc = t5.encode(&src, &mask)?;
         let logits = t5.decode(&dec, &enc, &mask)?;
         let v = logits.size()[2];
@@ -118,9 +146,17 @@ fn train_step(a: &Args, size: &str, kind: Kind) -> BoxResult<f64> {
             -100,
             0.0,
         )?;
+        let _ = loss.f_double_value(&[])?;
+        let t1 = Instant::now();
         loss.f_backward()?;
+        let t2 = Instant::now();
         opt.step()?;
-        Ok(())
+        opt.zero_grad();
+        Ok(Phases {
+            forward: (t1 - t0).as_secs_f64(),
+            backward: (t2 - t1).as_secs_f64(),
+            optimizer: t2.elapsed().as_secs_f64(),
+        })
     })
 }
 
@@ -152,6 +188,7 @@ fn main() -> BoxResult<()> {
         .into());
     }
     let mut theirs: HashMap<(String, String), f64> = HashMap::new();
+    let mut their_phases: Vec<(String, String, Phases)> = Vec::new();
     let mut versions = String::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line)?;
@@ -161,6 +198,16 @@ fn main() -> BoxResult<()> {
             v["seconds"].as_f64(),
         ) {
             theirs.insert((s.to_string(), p.to_string()), t);
+            let phase = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            their_phases.push((
+                s.to_string(),
+                format!("hf {p}"),
+                Phases {
+                    forward: phase("forward"),
+                    backward: phase("backward"),
+                    optimizer: phase("optimizer"),
+                },
+            ));
             versions = format!(
                 "torch {}, transformers {}",
                 v["torch"].as_str().unwrap_or("?"),
@@ -177,7 +224,7 @@ fn main() -> BoxResult<()> {
         "{:<10} {:<6} {:>10} {:>12} {:>16} {:>9} {:>9}",
         "model", "graft", "graft s", "hf f32 s", "hf bf16-auto s", "vs f32", "vs bf16"
     );
-    for (size, label, t) in &ours {
+    for (size, label, (t, _)) in &ours {
         let f = theirs
             .get(&(size.clone(), "f32".into()))
             .copied()
@@ -190,6 +237,20 @@ fn main() -> BoxResult<()> {
             "{size:<10} {label:<6} {t:>10.3} {f:>12.3} {b:>16.3} {:>8.2}x {:>8.2}x",
             f / t,
             b / t
+        );
+    }
+    println!("\nphases (median s; the optimizer includes zeroing the gradients)");
+    println!(
+        "{:<10} {:<18} {:>9} {:>9} {:>9}",
+        "model", "run", "forward", "backward", "optimizer"
+    );
+    let ours = ours
+        .iter()
+        .map(|(s, l, (_, p))| (s.clone(), format!("graft {l}"), *p));
+    for (size, run, p) in ours.chain(their_phases) {
+        println!(
+            "{size:<10} {run:<18} {:>9.3} {:>9.3} {:>9.3}",
+            p.forward, p.backward, p.optimizer
         );
     }
     Ok(())

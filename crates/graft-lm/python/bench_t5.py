@@ -58,24 +58,27 @@ def main():
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         for precision in ["f32", "bf16-autocast"]:
             def step():
-                opt.zero_grad(set_to_none=True)
+                t0 = time.perf_counter()
                 if precision == "f32":
                     loss = model(input_ids=src, labels=labels).loss
                 else:
                     with torch.autocast("cpu", dtype=torch.bfloat16):
                         loss = model(input_ids=src, labels=labels).loss
+                loss.item()
+                t1 = time.perf_counter()
                 loss.backward()
+                t2 = time.perf_counter()
                 opt.step()
-                return loss.item()
+                opt.zero_grad(set_to_none=True)
+                return {"forward": t1 - t0, "backward": t2 - t1,
+                        "optimizer": time.perf_counter() - t2}
 
             step()
-            times = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - t0)
+            runs = [step() for _ in range(args.repeats)]
+            phases = {k: median([r[k] for r in runs]) for k in runs[0]}
             print(json.dumps({"workload": "train_step", "size": size, "precision": precision,
-                              "seconds": median(times), "threads": torch.get_num_threads(),
+                              "seconds": median([sum(r.values()) for r in runs]), **phases,
+                              "threads": torch.get_num_threads(),
                               "torch": torch.__version__, "transformers": transformers.__version__}),
                   flush=True)
 

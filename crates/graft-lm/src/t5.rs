@@ -523,16 +523,6 @@ impl T5 {
         Ok(x.f_to_kind(c)?.f_matmul(&w.f_to_kind(c)?.f_tr()?)?)
     }
 
-    /// An additive attention bias in the compute kind; the `f32::MIN`
-    /// entries of masks are clamped first so that they stay finite in a
-    /// half-precision kind. Unchanged with the default `Float`.
-    fn bias_in_compute_kind(&self, bias: &Tensor) -> Result<Tensor> {
-        if self.compute == Kind::Float || bias.f_kind()? == self.compute {
-            return Ok(bias.shallow_clone());
-        }
-        Ok(bias.f_clamp_min(-1e30)?.f_to_kind(self.compute)?)
-    }
-
     /// The configuration.
     pub fn config(&self) -> &T5Config {
         &self.cfg
@@ -651,18 +641,18 @@ impl T5 {
         } else {
             (k.shallow_clone(), v.shallow_clone())
         };
-        // T5 does not scale the scores.
-        let bias = self.bias_in_compute_kind(bias)?;
-        let att = Tensor::f_scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            Some(&bias),
-            0.0,
-            false,
-            1.0,
-            false,
-        )?;
+        // T5 does not scale the scores. They meet the bias (kept in f32, so
+        // the sum is f32) and are normalised in that kind, as transformers
+        // does; the probabilities return to the compute kind for the
+        // product with the values. Written out rather than libtorch's
+        // fused attention: with a bias that needs a gradient (T5's
+        // position bias) the fused call falls back to a math path that is
+        // 2-4x slower on CPU in bf16 (docs/benchmarks.md).
+        let scores = q.f_matmul(&k.f_transpose(-2, -1)?)?.f_add(bias)?;
+        let att = scores
+            .f_softmax(-1, scores.f_kind()?)?
+            .f_to_kind(v.f_kind()?)?
+            .f_matmul(&v)?;
         let att = att.f_transpose(1, 2)?.f_reshape([b, tq, h * dk])?;
         self.linear(&att, &a.o)
     }
@@ -717,7 +707,7 @@ impl T5 {
                 (Kind::Float, self.device),
             )?,
         };
-        let bias = self.bias_in_compute_kind(&pos.f_add(&Self::padding_bias(mask)?)?)?;
+        let bias = pos.f_add(&Self::padding_bias(mask)?)?;
         let mut h = x.shallow_clone();
         for blk in &self.encoder {
             let n = self.norm(&h, &blk.self_norm)?;
@@ -788,8 +778,7 @@ impl T5 {
             .f_tril(0)?
             .f_logical_not()?;
         self_bias = self_bias.f_masked_fill(&causal, f64::from(f32::MIN))?;
-        let self_bias = self.bias_in_compute_kind(&self_bias)?;
-        let cross_bias = self.bias_in_compute_kind(&Self::padding_bias(enc_mask)?)?;
+        let cross_bias = Self::padding_bias(enc_mask)?;
         let b = dec_ids.size()[0];
         let cross_bias = if cross_bias.size()[0] != b {
             cross_bias.f_expand([b, -1, -1, -1], false)?
