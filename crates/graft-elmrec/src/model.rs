@@ -372,10 +372,19 @@ impl ElmrecModel {
             if grad.defined() {
                 let rows = grad.size()[0];
                 let grad = grad.f_narrow(0, 1, rows - 1)?.detach();
-                let t = g
-                    .prop
-                    .forward(&g.e0, self.cfg.layers, &LayerCombine::Mean)?;
-                t.f_mul(&grad)?.f_sum(Kind::Float)?.f_backward()?;
+                // The propagation is a weighted sum of powers of the
+                // normalised adjacency D^-1/2 A D^-1/2 of an undirected
+                // graph, a symmetric matrix: it is its own transpose, so
+                // E0's gradient is the table's gradient propagated (no
+                // autograd through the sparse products, whose backward
+                // transposes the CSR matrix every step).
+                let e0_grad = {
+                    let _guard = tch::no_grad_guard();
+                    g.prop
+                        .forward(&grad, self.cfg.layers, &LayerCombine::Mean)?
+                };
+                // d/dE0 sum(E0 * G) = G: adds G to E0's gradient.
+                g.e0.f_mul(&e0_grad)?.f_sum(Kind::Float)?.f_backward()?;
             }
         }
         Ok(())
