@@ -140,7 +140,8 @@ struct Args {
     /// Largest number of optimizer steps per variant.
     #[arg(long, default_value_t = 100_000)]
     max_steps: u64,
-    /// Training wall-clock budget per variant, in minutes.
+    /// Training wall-clock budget per variant, in minutes (a finished run
+    /// started again with a larger budget continues where it stopped).
     #[arg(long, default_value_t = 30.0)]
     budget_minutes: f64,
     /// Validate every this many steps.

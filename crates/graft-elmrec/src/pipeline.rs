@@ -7,7 +7,7 @@ use std::path::Path;
 use graft_baselines::{EvalSet, Split};
 use graft_data::LeaveOneOut;
 use graft_prompt::Task;
-use graft_train::{AdamW, LoopConfig, RunDir, TrainError, TrainOutcome, TrainTask};
+use graft_train::{AdamW, LoopConfig, LrDecay, RunDir, TrainError, TrainOutcome, TrainTask};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tokenizers::Tokenizer;
@@ -298,11 +298,24 @@ pub fn train_and_evaluate(
     run_dir: &Path,
     rt: Runtime,
 ) -> Result<RunResult> {
-    let run = RunDir::create(
+    // The wall-clock budget never changes what a run computes before it
+    // stops, nor does the step limit under a constant learning rate: a run
+    // started again with more of either continues (and is tested again).
+    let budget: &[&str] = if cfg.lr_decay == LrDecay::Constant {
+        &["/model/max_seconds", "/model/max_steps"]
+    } else {
+        &["/model/max_seconds"]
+    };
+    let run = RunDir::create_extendable(
         run_dir,
         &serde_json::json!({ "model": cfg, "eval": eval, "users": split.n_users(), "items": split.n_items }),
+        budget,
     )?;
     let done = run_dir.join("metrics.json");
+    if run.extended() && done.is_file() {
+        std::fs::remove_file(&done)
+            .map_err(|e| ElmrecError::Config(format!("{}: {e}", done.display())))?;
+    }
     if done.is_file() {
         let text = std::fs::read_to_string(&done)
             .map_err(|e| ElmrecError::Config(format!("{}: {e}", done.display())))?;

@@ -196,17 +196,45 @@ fn pipeline_trains_resumes_and_evaluates() {
         serde_json::to_value(&stored.test.direct_generate).expect("json"),
         serde_json::to_value(&again.test.direct_generate).expect("json")
     );
-    // A different configuration is refused in the same directory.
-    let other = ElmrecConfig {
-        max_steps: 13,
+    // A larger step limit (constant learning rate) continues the finished
+    // run, which is then tested again: its steps are those of a run that
+    // had the larger limit from the start.
+    let longer = ElmrecConfig {
+        max_steps: 16,
         ..cfg.clone()
+    };
+    let tok = || tokenizer().expect("tokenizer");
+    let extended = run_cpu(&longer, &eval, &split, &test, tok(), dir.path()).expect("extend");
+    assert_eq!(extended.training.resumed_from, Some(12));
+    assert_eq!(extended.training.steps, 16);
+    let straight_dir = tempfile::tempdir().expect("tempdir");
+    let straight =
+        run_cpu(&longer, &eval, &split, &test, tok(), straight_dir.path()).expect("straight");
+    let step_losses = |d: &std::path::Path| -> Vec<(u64, f64)> {
+        std::fs::read_to_string(d.join("log.jsonl"))
+            .expect("log")
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| Some((v.get("step")?.as_u64()?, v.get("loss")?.as_f64()?)))
+            .collect()
+    };
+    assert_eq!(step_losses(dir.path()).len(), 16);
+    assert_eq!(step_losses(dir.path()), step_losses(straight_dir.path()));
+    assert_eq!(
+        serde_json::to_value(&extended.test.direct_score).expect("json"),
+        serde_json::to_value(&straight.test.direct_score).expect("json")
+    );
+    // Any other difference is refused in the same directory.
+    let other = ElmrecConfig {
+        seed: cfg.seed + 1,
+        ..longer.clone()
     };
     assert!(train_and_evaluate(
         &other,
         &eval,
         &split,
         &test,
-        tokenizer().expect("tokenizer"),
+        tok(),
         dir.path(),
         Runtime::default(),
     )

@@ -29,6 +29,7 @@ pub const LOG_FILE: &str = "log.jsonl";
 #[derive(Debug, Clone)]
 pub struct RunDir {
     path: PathBuf,
+    extended: bool,
 }
 
 impl RunDir {
@@ -43,24 +44,72 @@ impl RunDir {
     /// [`TrainError::Json`] when the directory or file cannot be written or
     /// the existing file cannot be parsed.
     pub fn create<C: Serialize>(path: impl AsRef<Path>, config: &C) -> Result<Self> {
+        Self::create_extendable(path, config, &[])
+    }
+
+    /// As [`create`](Self::create), except that the fields at `budget`
+    /// (JSON pointers such as `"/max_seconds"`) may differ on a resume:
+    /// fields that stop a run but do not change what it computes before
+    /// it stops (a wall-clock budget; a step limit when no schedule depends
+    /// on it). Their new values replace the stored ones in `config.json`
+    /// and [`extended`](Self::extended) reports it, so that a finished run
+    /// started again with a larger budget continues where it stopped.
+    ///
+    /// ```
+    /// # fn main() -> graft_train::Result<()> {
+    /// use graft_train::RunDir;
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let cfg = |budget: f64| serde_json::json!({ "lr": 1e-3, "max_seconds": budget });
+    /// let run = RunDir::create_extendable(dir.path(), &cfg(60.0), &["/max_seconds"])?;
+    /// assert!(!run.extended());
+    /// let run = RunDir::create_extendable(dir.path(), &cfg(120.0), &["/max_seconds"])?;
+    /// assert!(run.extended());
+    /// // Any other change is still refused.
+    /// let other = serde_json::json!({ "lr": 2e-3, "max_seconds": 120.0 });
+    /// assert!(RunDir::create_extendable(dir.path(), &other, &["/max_seconds"]).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`create`](Self::create), for a difference outside `budget`.
+    pub fn create_extendable<C: Serialize>(
+        path: impl AsRef<Path>,
+        config: &C,
+        budget: &[&str],
+    ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         fs::create_dir_all(&path).map_err(io_err(&path))?;
         let config_path = path.join(CONFIG_FILE);
         let text = serde_json::to_string_pretty(config).map_err(json_err(&config_path))?;
+        let mut extended = false;
         match fs::read_to_string(&config_path) {
             Ok(old) => {
-                let old: serde_json::Value =
+                let mut old: serde_json::Value =
                     serde_json::from_str(&old).map_err(json_err(&config_path))?;
                 // Parse the new text too, so both sides went through the same
                 // float parser.
                 let new: serde_json::Value =
                     serde_json::from_str(&text).map_err(json_err(&config_path))?;
+                for pointer in budget {
+                    if let (Some(stored), Some(now)) =
+                        (old.pointer_mut(pointer), new.pointer(pointer))
+                    {
+                        if stored != now {
+                            *stored = now.clone();
+                            extended = true;
+                        }
+                    }
+                }
                 if let Some(at) = first_difference(&old, &new, String::new()) {
                     return Err(TrainError::Config(format!(
                         "{}: resume needs the same config, but {at} differs from the stored one \
                          (use a new run directory for a different configuration)",
                         config_path.display()
                     )));
+                }
+                if extended {
+                    atomic_write(&config_path, text.as_bytes())?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -73,7 +122,13 @@ impl RunDir {
                 })
             }
         }
-        Ok(Self { path })
+        Ok(Self { path, extended })
+    }
+
+    /// Whether [`create_extendable`](Self::create_extendable) found a
+    /// stored configuration with a different budget (and replaced it).
+    pub fn extended(&self) -> bool {
+        self.extended
     }
 
     /// The run directory.

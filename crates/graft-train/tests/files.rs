@@ -341,3 +341,35 @@ fn write_json_is_pretty_and_validated() {
         Err(TrainError::Config(_))
     ));
 }
+
+#[test]
+fn run_dir_extends_only_its_budget_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        |lr: f64, seconds: f64| serde_json::json!({"lr": lr, "stop": {"max_seconds": seconds}});
+    let budget = ["/stop/max_seconds"];
+    let run = RunDir::create_extendable(dir.path(), &cfg(0.1, 60.0), &budget).unwrap();
+    assert!(!run.extended());
+    // The same budget again: not an extension.
+    assert!(
+        !RunDir::create_extendable(dir.path(), &cfg(0.1, 60.0), &budget)
+            .unwrap()
+            .extended()
+    );
+    // A larger one replaces the stored value.
+    assert!(
+        RunDir::create_extendable(dir.path(), &cfg(0.1, 90.0), &budget)
+            .unwrap()
+            .extended()
+    );
+    let stored: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(stored["stop"]["max_seconds"], 90.0);
+    // Without the pointer, or for another field, a difference is refused
+    // and the stored file is unchanged.
+    assert!(RunDir::create(dir.path(), &cfg(0.1, 120.0)).is_err());
+    assert!(RunDir::create_extendable(dir.path(), &cfg(0.2, 120.0), &budget).is_err());
+    let after: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(after, stored);
+}
