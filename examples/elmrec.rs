@@ -25,8 +25,8 @@ use graft::data::{self, Format, GraphEdges, LeaveOneOut, LoadOptions, Reindex};
 use graft_elmrec::experiment::{lm_rows, run_baselines, Baseline, BaselineSettings, Protocol};
 use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
 use graft_elmrec::{
-    markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, Finetune, Sampling, TaskMix,
-    Validation, Variant,
+    markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, Finetune, Sampling, TargetPieces,
+    TaskMix, Validation, Variant,
 };
 use graft_metrics::BootstrapConfig;
 use graft_prompt::PromptStyle;
@@ -125,6 +125,11 @@ struct Args {
     /// as the official loaders).
     #[arg(long, default_value = "random")]
     sampling: Sampling,
+    /// How a T5 target spells its item: number (the papers': `5678`, whose
+    /// first piece differs from the same number's inside a prompt) or
+    /// prompt (the pieces of the prompt's `item_5678`, a deviation).
+    #[arg(long, default_value = "number")]
+    target_pieces: TargetPieces,
     /// Sort each step's sequential examples by history length before
     /// cutting them into micro-batches (less padding; the same examples per
     /// step).
@@ -328,6 +333,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         lr_decay: args.lr_decay,
         validation: args.validate,
         sampling: args.sampling,
+        target_pieces: args.target_pieces,
         bucket_by_length: args.bucket_by_length,
         ..ElmrecConfig::default()
     };

@@ -328,6 +328,38 @@ pub struct ElmrecConfig {
     /// Written only when set.
     #[serde(default, skip_serializing_if = "is_default")]
     pub bucket_by_length: bool,
+    /// How a T5 target spells its item ([`TargetPieces`]). Written only
+    /// when not [`TargetPieces::Number`].
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub target_pieces: TargetPieces,
+}
+
+/// How a T5 backbone's target spells an item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetPieces {
+    /// The bare number (`5678`), as POD and ELMRec write targets. T5's
+    /// tokenizer then starts it with a piece that differs from the one the
+    /// same number has inside a prompt (`▁56 78` against `item_5678`'s
+    /// `56 78`).
+    #[default]
+    Number,
+    /// The pieces the number has inside a prompt's `item_5678` (`56 78`,
+    /// then EOS): a target is a copy of its prompt tokens. A deviation
+    /// from both papers.
+    Prompt,
+}
+
+impl std::str::FromStr for TargetPieces {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "number" => Ok(Self::Number),
+            "prompt" => Ok(Self::Prompt),
+            _ => Err(format!("unknown target pieces {s:?} (number, prompt)")),
+        }
+    }
 }
 
 /// How the training sampler picks users.
@@ -451,6 +483,7 @@ impl Default for ElmrecConfig {
             validation: Validation::Loss,
             sampling: Sampling::Random,
             bucket_by_length: false,
+            target_pieces: TargetPieces::Number,
         }
     }
 }
@@ -511,6 +544,9 @@ impl ElmrecConfig {
         }
         if self.validation != Validation::Loss {
             add("-valgen", "validated by generation");
+        }
+        if self.target_pieces != TargetPieces::Number {
+            add("-prompt-pieces", "targets in prompt pieces");
         }
         (dir, row)
     }

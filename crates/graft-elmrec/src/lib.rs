@@ -42,8 +42,8 @@ pub mod report;
 pub mod trie;
 
 pub use config::{
-    Backbone, ElmrecConfig, EmbeddingMode, EvalConfig, Finetune, Sampling, TaskMix, Validation,
-    Variant,
+    Backbone, ElmrecConfig, EmbeddingMode, EvalConfig, Finetune, Sampling, TargetPieces, TaskMix,
+    Validation, Variant,
 };
 pub use error::{ElmrecError, Result};
 pub use eval::{evaluate, LmRanks, LmReport};

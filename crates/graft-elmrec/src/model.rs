@@ -15,7 +15,7 @@ use graft_propagate::{LayerCombine, LightGcnConfig, SparseLayout, TchPropagator}
 use tch::{Device, Kind, Reduction, Tensor};
 use tokenizers::Tokenizer;
 
-use crate::config::{Backbone, ElmrecConfig, EmbeddingMode, Finetune};
+use crate::config::{Backbone, ElmrecConfig, EmbeddingMode, Finetune, TargetPieces};
 use crate::error::{ElmrecError, Result};
 use crate::trie::ItemTrie;
 
@@ -121,6 +121,32 @@ fn to_i64(n: usize) -> Result<i64> {
     i64::try_from(n).map_err(|_| ElmrecError::Config(format!("{n} does not fit in i64")))
 }
 
+/// A T5 target's token ids for item `i` (EOS last), spelled as `style`
+/// says.
+fn t5_item_target(tok: &Tokenizer, i: usize, style: TargetPieces) -> Result<Vec<u32>> {
+    let ids = |text: &str, special: bool| -> Result<Vec<u32>> {
+        Ok(tok
+            .encode(text, special)
+            .map_err(|e| ElmrecError::Tokenizer(e.to_string()))?
+            .get_ids()
+            .to_vec())
+    };
+    match style {
+        TargetPieces::Number => ids(&i.to_string(), true),
+        TargetPieces::Prompt => {
+            let prefix = ids("item_", false)?;
+            let full = ids(&format!("item_{i}"), true)?;
+            match full.strip_prefix(prefix.as_slice()) {
+                Some(rest) if rest.len() > 1 => Ok(rest.to_vec()),
+                _ => Err(ElmrecError::Tokenizer(format!(
+                    "`item_{i}` does not tokenize as the pieces of `item_` followed by the \
+                     number's, so a target cannot copy its prompt pieces"
+                ))),
+            }
+        }
+    }
+}
+
 impl ElmrecModel {
     /// A host buffer as a tensor of `shape` on the model's device.
     fn upload<T: tch::kind::Element>(&self, data: &[T], shape: [i64; 2]) -> Result<Tensor> {
@@ -212,11 +238,14 @@ impl ElmrecModel {
         let mut item_tokens = Vec::with_capacity(n_items);
         for i in 0..n_items {
             let ids = match &net {
-                Net::T5(_) => tok
-                    .encode(i.to_string(), true)
-                    .map_err(|e| ElmrecError::Tokenizer(e.to_string()))?
-                    .get_ids()
-                    .to_vec(),
+                Net::T5(_) => t5_item_target(&tok, i, cfg.target_pieces)?,
+                Net::Llama(_) if cfg.target_pieces != TargetPieces::Number => {
+                    return Err(ElmrecError::Config(
+                        "target pieces other than `number` are for T5 backbones (a decoder-only \
+                         backbone's target already follows `item_` in its prompt)"
+                            .into(),
+                    ))
+                }
                 Net::Llama(l) => {
                     let mut ids = tok
                         .encode(i.to_string(), false)

@@ -7,7 +7,9 @@ use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::LeaveOneOut;
 use graft_elmrec::model::Example;
 use graft_elmrec::pipeline::{train_and_evaluate, Runtime};
-use graft_elmrec::{Backbone, ElmrecConfig, ElmrecModel, EvalConfig, TaskMix, Variant};
+use graft_elmrec::{
+    Backbone, ElmrecConfig, ElmrecModel, EvalConfig, TargetPieces, TaskMix, Variant,
+};
 use graft_lm::T5Config;
 use graft_prompt::Task;
 use tch::{Device, Kind};
@@ -239,6 +241,58 @@ fn pipeline_trains_resumes_and_evaluates() {
         Runtime::default(),
     )
     .is_err());
+}
+
+#[test]
+fn prompt_pieces_targets_copy_the_prompt_tokens_and_generate() {
+    let _rng = global_rng();
+    let Some(tok) = tokenizer() else { return };
+    let split = split();
+    let c = ElmrecConfig {
+        target_pieces: TargetPieces::Prompt,
+        ..cfg(Variant::None)
+    };
+    assert!(c.setting_names().0.contains("-prompt-pieces"));
+    let json = serde_json::to_value(&c).expect("json");
+    assert_eq!(json["target_pieces"], "prompt");
+    // The default is not written, so older run directories still resume.
+    let plain = serde_json::to_value(cfg(Variant::None)).expect("json");
+    assert!(plain.get("target_pieces").is_none());
+    let model = ElmrecModel::new(&c, &split, tok.clone(), Device::Cpu).expect("model");
+    let number =
+        ElmrecModel::new(&cfg(Variant::None), &split, tok.clone(), Device::Cpu).expect("model");
+    let ids = |text: &str| tok.encode(text, false).expect("encode").get_ids().to_vec();
+    let eos = *number.item_tokens(56).expect("item").last().expect("eos");
+    for item in [5u32, 42, 56] {
+        let target = model.item_tokens(item).expect("item");
+        // The target is the number's pieces inside `item_N`, then EOS.
+        let in_prompt = ids(&format!("item_{item}"));
+        assert_eq!(
+            &in_prompt[in_prompt.len() + 1 - target.len()..],
+            &target[..target.len() - 1]
+        );
+        assert_eq!(*target.last().expect("eos"), eos);
+    }
+    // T5's tokenizer starts the bare number with another piece.
+    assert_ne!(model.item_tokens(56), number.item_tokens(56));
+    // Generation stays inside the candidates with these targets too.
+    let tables = model.tables().expect("tables");
+    let cands = vec![3u32, 17, 42, 5, 8];
+    let d = Example {
+        task: Task::Direct,
+        user: 2,
+        history: vec![],
+        candidates: cands.clone(),
+        target: 42,
+        template: None,
+    };
+    let out = model
+        .generate(&d, &tables, &model.candidate_trie(&cands), 5)
+        .expect("generate");
+    assert!(
+        !out.is_empty() && out.iter().all(|i| cands.contains(i)),
+        "{out:?}"
+    );
 }
 
 #[test]
