@@ -20,9 +20,9 @@ use std::time::Instant;
 use clap::Parser;
 use graft::data::{Format, LoadOptions};
 use graft_elcorec::config::{ClassicConfig, GatExpertConfig, LlmConfig, LlmVariant, SampleConfig};
-use graft_elcorec::pipeline::{pretrain_gat, run_classic, run_llm, Runtime};
+use graft_elcorec::pipeline::{bootstrap, pretrain_gat, run_classic, run_llm, Runtime};
 use graft_elcorec::rap::{item_embeddings, RapBuilder};
-use graft_elcorec::report::{markdown_table, paper_auc};
+use graft_elcorec::report::{markdown_table, paired_markdown, paired_readings, paper_auc};
 use graft_elcorec::{CtrData, GatExpert};
 use graft_prompt::rap::{Domain, RapConfig};
 
@@ -44,8 +44,10 @@ struct Args {
     /// (MovieLens: movies, BookCrossing: books); needed for RecBole files.
     #[arg(long)]
     domain: Option<String>,
-    /// Models, comma-separated: lr, fm, gat, elcorec, no-gat-token, no-rap,
-    /// retrieval-only.
+    /// Models, comma-separated: lr, fm, elcorec, no-gat-token, no-rap,
+    /// retrieval-only, and GAT experts: gat (the official design) and gat
+    /// followed by options beyond it, -self (self term), -scaled (scaled
+    /// cosine), -elu (ELU between layers), -no-user-id, e.g. gat-self-scaled.
     #[arg(
         long,
         value_delimiter = ',',
@@ -93,9 +95,18 @@ struct Args {
     /// LLM validation every this many steps.
     #[arg(long, default_value_t = 50)]
     eval_every: u64,
-    /// GAT pre-training steps at most (early-stopped on validation AUC).
-    #[arg(long, default_value_t = 3000)]
-    gat_steps: u64,
+    /// GAT pre-training epochs at most (official 10; validation AUC on the
+    /// whole validation split twice per epoch, early stopping after 4
+    /// without a better one).
+    #[arg(long, default_value_t = 10)]
+    gat_epochs: u32,
+    /// A cap on GAT optimizer steps (quick runs).
+    #[arg(long)]
+    gat_max_steps: Option<u64>,
+    /// The expert whose token the LLM variants read (a name as in
+    /// `--models`; default the official design).
+    #[arg(long, default_value = "gat")]
+    expert: String,
     /// SmolLM2-135M GGUF file (weights and tokenizer).
     #[arg(
         long,
@@ -139,13 +150,18 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let rt = Runtime::from_device_name(&args.device)?;
     let device = rt.device;
     let mut variants = Vec::new();
+    let mut experts = Vec::new();
     for m in &args.models {
-        if !["lr", "fm", "gat"].contains(&m.as_str()) {
+        if let Some(cfg) = GatExpertConfig::from_name(m) {
+            experts.push(cfg);
+        } else if !["lr", "fm"].contains(&m.as_str()) {
             variants.push(LlmVariant::from_name(m).ok_or_else(|| {
-                format!("unknown model {m:?} (lr, fm, gat, elcorec, no-gat-token, no-rap, retrieval-only)")
+                format!("unknown model {m:?} (lr, fm, gat[-self][-scaled][-elu][-no-user-id], elcorec, no-gat-token, no-rap, retrieval-only)")
             })?);
         }
     }
+    let llm_expert = GatExpertConfig::from_name(&args.expert)
+        .ok_or_else(|| format!("unknown expert {:?}", args.expert))?;
     let format = match args.format {
         Some(f) => f,
         None => Format::detect(&args.data)?,
@@ -201,24 +217,34 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             results.push(run_classic(&data, &cfg, &args.out.join(name), rt)?);
         }
     }
-    let need_gat = args.models.iter().any(|m| m == "gat") || variants.iter().any(|v| v.gat_token());
+    // The LLM's expert is trained (or read back) even when it is not a row.
+    let mut to_train: Vec<(GatExpertConfig, bool)> =
+        experts.into_iter().map(|c| (c, true)).collect();
+    if variants.iter().any(|v| v.gat_token()) && !to_train.iter().any(|(c, _)| *c == llm_expert) {
+        to_train.push((llm_expert.clone(), false));
+    }
     let mut expert: Option<GatExpert> = None;
-    if need_gat {
+    for (named, is_row) in to_train {
         let cfg = GatExpertConfig {
-            max_steps: args.gat_steps,
+            max_epochs: args.gat_epochs,
+            max_steps: args.gat_max_steps,
             seed: args.seed,
-            ..GatExpertConfig::default()
+            ..named.clone()
         };
+        let dir = args.out.join(cfg.name());
         println!(
-            "GAT expert: pre-training on all {} train samples (or reading back a finished run) in {}",
+            "GAT expert {}: pre-training on all {} train samples (or reading back a finished run) in {}",
+            cfg.name(),
             sizes.train,
-            args.out.join("gat").display()
+            dir.display()
         );
-        let (e, r) = pretrain_gat(&data, &cfg, &args.out.join("gat"), rt)?;
-        if args.models.iter().any(|m| m == "gat") {
+        let (e, r) = pretrain_gat(&data, &cfg, &dir, rt)?;
+        if is_row {
             results.push(r);
         }
-        expert = Some(e);
+        if named == llm_expert {
+            expert = Some(e);
+        }
     }
     if !variants.is_empty() {
         let (encoder, _) = graft_lm::SentenceEncoder::load(&args.minilm, device)?;
@@ -276,7 +302,12 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             )?);
         }
     }
-    let table = markdown_table(&results);
+    let mut table = markdown_table(&results);
+    let paired = paired_readings(&results, &bootstrap())?;
+    if !paired.is_empty() {
+        table.push_str("\nPaired differences on the same test samples:\n\n");
+        table.push_str(&paired_markdown(&paired));
+    }
     println!("\n{table}");
     if let Some(p) = paper_auc(&data.dataset.name) {
         println!("paper (ELCoRec, Vicuna-13B, full data, K 15): AUC {p:.4}");
@@ -289,6 +320,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             "dataset": data.dataset.name,
             "samples": data.config,
             "results": results,
+            "paired": paired,
         }))?
         .as_bytes(),
     )?;

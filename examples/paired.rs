@@ -1,6 +1,8 @@
 //! Paired differences between two rows of `elmrec` results (`results.json`)
 //! on the same test users: the bootstrap interval of the mean per-user
-//! difference (A minus B) of HR@K and NDCG@K, for both tasks.
+//! difference (A minus B) of HR@K and NDCG@K, for both tasks. Rows of
+//! `elcorec` results (`FILE::MODEL`) give the paired AUC and LogLoss
+//! differences on the same test samples.
 //!
 //! ```text
 //! cargo run --release --example paired -- \
@@ -14,11 +16,15 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use clap::Parser;
+use graft_elcorec::report::{paired_markdown, read_results, PairedCtr};
+use graft_elcorec::CtrResult;
 use graft_elmrec::{ResultRow, RowRanks};
 use graft_metrics::{paired_difference_ci, BootstrapConfig};
 
 #[derive(Parser, Debug)]
-#[command(about = "Paired bootstrap differences (A - B) between two rows of elmrec results")]
+#[command(
+    about = "Paired bootstrap differences (A - B) between two rows of elmrec or elcorec results"
+)]
 struct Args {
     /// Row A: `FILE::METHOD[::N]`.
     a: String,
@@ -79,7 +85,37 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `FILE::MODEL` of `elcorec` results, when `FILE` holds them.
+fn ctr_row(spec: &str) -> Option<(PathBuf, String)> {
+    let (file, model) = spec.split_once("::")?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("results")?;
+    Some((PathBuf::from(file), model.to_owned()))
+}
+
+fn run_ctr(
+    a: (PathBuf, String),
+    b: (PathBuf, String),
+    boot: &BootstrapConfig,
+) -> Result<(), Box<dyn Error>> {
+    let row = |(file, model): &(PathBuf, String)| -> Result<CtrResult, Box<dyn Error>> {
+        let rows = read_results(file)?;
+        let names: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
+        rows.into_iter()
+            .find(|r| &r.model == model)
+            .ok_or_else(|| format!("{}: no row {model:?} (rows: {names:?})", file.display()).into())
+    };
+    let paired = PairedCtr::new(&row(&a)?, &row(&b)?, boot)?;
+    print!("{}", paired_markdown(&[paired]));
+    Ok(())
+}
+
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
+    if let (Some(a), Some(b)) = (ctr_row(&args.a), ctr_row(&args.b)) {
+        return run_ctr(a, b, &boot);
+    }
     let (na, a) = load(&args.a)?;
     let (nb, b) = load(&args.b)?;
     if a.users != b.users {
@@ -90,7 +126,6 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         )
         .into());
     }
-    let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
     println!("A = {na}\nB = {nb}\n{} paired test users\n", a.users.len());
     println!("| task | metric | A | B | A - B [95% paired CI] |");
     println!("|---|---|---|---|---|");

@@ -386,8 +386,8 @@ const ELCOREC_DEMO_ARGS: &[&str] = &[
     "16",
     "--test-samples",
     "200",
-    "--gat-steps",
-    "500",
+    "--gat-epochs",
+    "3",
     "--out",
     "runs/demo/elcorec",
 ];

@@ -4,6 +4,7 @@
 
 use graft_lora::LoraConfig;
 use graft_prompt::rap::RapVariant;
+pub use graft_propagate::gat::GatActivation;
 use graft_train::AdamWConfig;
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,27 @@ impl Default for SampleConfig {
 }
 
 /// The GAT expert network and its pre-training.
+///
+/// The defaults follow the official code (`gat.py`, `train_gat.py` of
+/// Otsuts/ELCoRec): the user node embeds the user ID with the profile
+/// fields, a first layer of 8 heads of 32 channels (256 wide) and a second
+/// of one head of 32, no activation or dropout between them, Xavier-normal
+/// initialisation, batches of 1,024, at most 10 epochs with validation AUC
+/// on the whole validation split. Validation runs twice per epoch here
+/// (the official code: once) with a patience of 4 checks. `self_term` and
+/// `scaled_cosine` go beyond the paper and are off by default.
+///
+/// ```
+/// use graft_elcorec::GatExpertConfig;
+///
+/// let cfg = GatExpertConfig::default();
+/// assert_eq!((cfg.heads, cfg.head_dim, cfg.dim, cfg.batch_size), (8, 32, 32, 1024));
+/// assert!(cfg.user_id && !cfg.self_term && !cfg.scaled_cosine);
+/// let old: GatExpertConfig = serde_json::from_str(r#"{"heads": 4, "head_dim": 8}"#).unwrap();
+/// assert_eq!(old.max_epochs, 10);
+/// old.validate()?;
+/// # Ok::<(), graft_elcorec::ElcorecError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GatExpertConfig {
@@ -53,18 +75,46 @@ pub struct GatExpertConfig {
     pub dim: usize,
     /// Width of the sin/cos time-gap encoding (even).
     pub time_dim: usize,
-    /// Heads of the first GAT layer (paper 8; its heads are concatenated,
-    /// `dim / heads` each); the second layer has one head of width `dim`.
+    /// Heads of the first GAT layer (paper 8; concatenated); the second
+    /// layer has one head of width `dim`.
     pub heads: usize,
-    /// Dropout on the GAT layers' inputs during pre-training.
+    /// Channels per head of the first layer (official 32, so the first
+    /// layer is `heads * head_dim` = 256 wide).
+    pub head_dim: usize,
+    /// The user node embeds the user ID as its first field (official; on a
+    /// dataset without profile fields it is the only one). `false`: the
+    /// profile fields alone (a constant input where there are none).
+    pub user_id: bool,
+    /// Dropout on the GAT layers' inputs during pre-training (official 0).
     pub dropout: f64,
-    /// Samples per optimizer step.
+    /// Dropout on the attention coefficients during pre-training (official 0).
+    pub attn_dropout: f64,
+    /// What follows the first layer (official: nothing, DGL's `GATConv`
+    /// default).
+    pub activation: GatActivation,
+    /// Beyond the paper: add a linear map of each node's own input to the
+    /// user and target outputs. In the official graph the target's layer-1
+    /// output is made of its neighbours' messages only, so its own ID,
+    /// rating and time never reach its vector; this term lets them.
+    pub self_term: bool,
+    /// Beyond the paper: a learnable scale and bias on the cosine,
+    /// `sigmoid(a cos + b)` (initialised at `a = 1`, `b = 0`). The official
+    /// `sigmoid(cos)` can only output `[0.27, 0.73]`.
+    pub scaled_cosine: bool,
+    /// Samples per optimizer step (official 1,024).
     pub batch_size: usize,
-    /// Optimizer steps at most.
-    pub max_steps: u64,
-    /// Validation AUC every this many steps (early stopping, best weights).
-    pub eval_every: u64,
-    /// Stop after this many validations without a better AUC.
+    /// Passes over the train split at most (official 10).
+    pub max_epochs: u32,
+    /// An optional cap on optimizer steps (tests, quick runs).
+    pub max_steps: Option<u64>,
+    /// Validations per epoch (official 1); early stopping and the best
+    /// weights follow them.
+    pub evals_per_epoch: u32,
+    /// Validate on the whole validation split (official); `false`: on the
+    /// seeded validation subset the other models use for selection.
+    pub full_validation: bool,
+    /// Stop after this many validations without a better AUC (official 5
+    /// epochs).
     pub patience: Option<usize>,
     /// AdamW (paper: lr 1e-3, weight decay 1e-5).
     pub optimizer: AdamWConfig,
@@ -78,11 +128,19 @@ impl Default for GatExpertConfig {
             dim: 32,
             time_dim: 8,
             heads: 8,
-            dropout: 0.1,
-            batch_size: 256,
-            max_steps: 3000,
-            eval_every: 100,
-            patience: Some(5),
+            head_dim: 32,
+            user_id: true,
+            dropout: 0.0,
+            attn_dropout: 0.0,
+            activation: GatActivation::Identity,
+            self_term: false,
+            scaled_cosine: false,
+            batch_size: 1024,
+            max_epochs: 10,
+            max_steps: None,
+            evals_per_epoch: 2,
+            full_validation: true,
+            patience: Some(4),
             optimizer: AdamWConfig {
                 lr: 1e-3,
                 weight_decay: 1e-5,
@@ -100,21 +158,100 @@ impl GatExpertConfig {
     /// [`ElcorecError::Config`] naming the offending field.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(ElcorecError::Config(format!("GatExpertConfig: {m}")));
-        if self.dim == 0 || self.heads == 0 || self.dim % self.heads != 0 {
-            return bad("dim must be a positive multiple of heads");
+        if self.dim == 0 || self.heads == 0 || self.head_dim == 0 {
+            return bad("dim, heads and head_dim must be positive");
         }
         if self.time_dim % 2 != 0 {
             return bad("time_dim must be even (sin and cos pairs)");
         }
-        if self.batch_size == 0 || self.eval_every == 0 {
-            return bad("batch_size and eval_every must be positive");
+        if self.batch_size == 0 || self.max_epochs == 0 || self.evals_per_epoch == 0 {
+            return bad("batch_size, max_epochs and evals_per_epoch must be positive");
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad("dropout must lie in [0, 1)");
+        if self.max_steps == Some(0) {
+            return bad("max_steps must be positive when set");
+        }
+        if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.attn_dropout) {
+            return bad("dropout and attn_dropout must lie in [0, 1)");
         }
         Ok(())
     }
+
+    /// Row and directory name: `gat`, with `-self`, `-scaled`, `-elu`,
+    /// `-no-user-id` for the options that change the model away from the
+    /// official design.
+    pub fn name(&self) -> String {
+        let mut name = String::from("gat");
+        for (suffix, is_on, _) in EXPERT_OPTIONS {
+            if is_on(self) {
+                name.push_str(suffix);
+            }
+        }
+        name
+    }
+
+    /// The default configuration with the options a [`name`](Self::name)
+    /// spells (`gat-self-scaled`: the self term and the scaled cosine);
+    /// `None` for a name that is not `gat` followed by known suffixes.
+    ///
+    /// ```
+    /// use graft_elcorec::GatExpertConfig;
+    ///
+    /// let cfg = GatExpertConfig::from_name("gat-scaled-self").unwrap();
+    /// assert!(cfg.self_term && cfg.scaled_cosine);
+    /// assert_eq!(cfg.name(), "gat-self-scaled");
+    /// assert!(GatExpertConfig::from_name("gat-deep").is_none());
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        let mut rest = name.strip_prefix("gat")?;
+        let mut cfg = Self::default();
+        while !rest.is_empty() {
+            let (suffix, _, set) = EXPERT_OPTIONS
+                .iter()
+                .find(|(s, _, _)| rest.starts_with(s))?;
+            set(&mut cfg);
+            rest = &rest[suffix.len()..];
+        }
+        Some(cfg)
+    }
+
+    /// Optimizer steps per epoch over `n_train` samples (whole batches, at
+    /// least one).
+    pub fn steps_per_epoch(&self, n_train: usize) -> u64 {
+        (n_train / self.batch_size.max(1)).max(1) as u64
+    }
+
+    /// Validation interval in steps: `steps_per_epoch / evals_per_epoch`,
+    /// at least one.
+    pub fn eval_every(&self, n_train: usize) -> u64 {
+        (self.steps_per_epoch(n_train) / u64::from(self.evals_per_epoch.max(1))).max(1)
+    }
+
+    /// Step budget: `max_epochs` epochs, capped by `max_steps`.
+    pub fn total_steps(&self, n_train: usize) -> u64 {
+        let epochs = self.steps_per_epoch(n_train) * u64::from(self.max_epochs);
+        self.max_steps.map_or(epochs, |cap| cap.min(epochs))
+    }
 }
+
+/// A name suffix of an expert option: whether a configuration has it, and
+/// how to switch it on.
+type ExpertOption = (
+    &'static str,
+    fn(&GatExpertConfig) -> bool,
+    fn(&mut GatExpertConfig),
+);
+
+/// The expert options that have a name, in name order.
+const EXPERT_OPTIONS: [ExpertOption; 4] = [
+    ("-self", |c| c.self_term, |c| c.self_term = true),
+    ("-scaled", |c| c.scaled_cosine, |c| c.scaled_cosine = true),
+    (
+        "-elu",
+        |c| c.activation == GatActivation::Elu,
+        |c| c.activation = GatActivation::Elu,
+    ),
+    ("-no-user-id", |c| !c.user_id, |c| c.user_id = false),
+];
 
 /// One LLM variant: which RAP lists the prompt carries and whether the
 /// GAT token is in it.

@@ -4,17 +4,21 @@
 //! Each sample is one graph ([`SampleGraph`]): the user, the target item
 //! and the `k_gat` most recent history items, and one node per distinct
 //! item feature (first genre / author). Node inputs:
-//! - user: a linear layer over the concatenated embeddings of the
-//!   profile codes ([`CtrFeatures::user_codes`]);
+//! - user: a linear layer over the concatenated embeddings of the user ID
+//!   (unless [`GatExpertConfig::user_id`] is off) and the profile codes
+//!   ([`CtrFeatures::user_codes`]);
 //! - item: a linear layer over `[item-id embedding, rating embedding,
 //!   sin/cos(time gap)]`; the target has rating code 0 (unknown) and gap 0;
 //! - feature: an embedding of the feature code.
 //!
-//! Two heterogeneous GAT layers follow (`heads` heads of `dim / heads`,
-//! concatenated, then one head of `dim`). Pre-training scores a sample by
+//! Two heterogeneous GAT layers follow (`heads` heads of `head_dim`,
+//! concatenated, then one head of `dim`; [`GatExpertConfig::activation`]
+//! between them). Pre-training scores a sample by
 //! `sigmoid(cos(user output, target output))` with binary cross-entropy on
 //! the label. The *target item's* output is the soft-prompt vector, as in
-//! the official code.
+//! the official code. Parameters start Xavier-normal with zero biases, the
+//! embeddings with the spread the official code's one shared table of all
+//! codes gets.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -61,6 +65,32 @@ pub struct GatExpert {
     user_lin: nn::Linear,
     item_lin: nn::Linear,
     gat: HeteroGat,
+    /// `self_term`: maps of the user and item node inputs added to the outputs.
+    self_maps: Option<(nn::Linear, nn::Linear)>,
+    /// `scaled_cosine`: scale and bias of the cosine, `[1]` each.
+    cos_affine: Option<(Tensor, Tensor)>,
+}
+
+/// Xavier-normal initialisation of a `[fan_out, fan_in]` weight.
+fn xavier(fan_in: i64, fan_out: i64) -> Init {
+    Init::Randn {
+        mean: 0.0,
+        stdev: (2.0 / (fan_in + fan_out) as f64).sqrt(),
+    }
+}
+
+/// A linear layer with a Xavier-normal weight and a zero bias (or none).
+fn linear(p: nn::Path<'_>, fan_in: i64, fan_out: i64, bias: bool) -> nn::Linear {
+    nn::linear(
+        p,
+        fan_in,
+        fan_out,
+        nn::LinearConfig {
+            ws_init: xavier(fan_in, fan_out),
+            bs_init: Some(Init::Const(0.0)),
+            bias,
+        },
+    )
 }
 
 /// The rating code of an embedding row: 0 = unknown (the target), else
@@ -82,43 +112,56 @@ impl GatExpert {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let d = cfg.dim as i64;
-        let init = Init::Randn {
-            mean: 0.0,
-            stdev: 0.1,
-        };
         let n_items = data.dataset.n_items().max(1) as i64;
         let max_rating = data.max_rating();
+        // The user-ID field first, then the profile fields; at least one
+        // field (a constant one for data without either).
+        let mut sizes = Vec::new();
+        if cfg.user_id {
+            sizes.push(data.dataset.n_users().max(1));
+        }
+        sizes.extend(data.features.user_vocab_sizes());
+        if sizes.is_empty() {
+            sizes.push(1);
+        }
+        let n_feat = data.features.item_vocab.size().max(1) as i64;
+        let n_ratings = i64::from(max_rating) + 2;
+        // The official code embeds every code in one shared table, so every
+        // embedding starts with that table's Xavier spread.
+        let rows =
+            n_items + n_ratings + n_feat + sizes.iter().map(|&n| n.max(1) as i64).sum::<i64>();
+        let init = xavier(d, rows);
         let item_emb = root.var("item_emb", &[n_items, d], init);
-        let rating_emb = root.var("rating_emb", &[i64::from(max_rating) + 2, d], init);
-        // A dataset without profile fields still gets one (constant) field.
-        let sizes = data.features.user_vocab_sizes();
-        let sizes = if sizes.is_empty() { vec![1] } else { sizes };
+        let rating_emb = root.var("rating_emb", &[n_ratings, d], init);
         let field_embs: Vec<Tensor> = sizes
             .iter()
             .enumerate()
             .map(|(f, &n)| root.var(&format!("field_emb_{f}"), &[n.max(1) as i64, d], init))
             .collect();
-        let n_feat = data.features.item_vocab.size().max(1) as i64;
         let feature_emb = root.var("feature_emb", &[n_feat, d], init);
-        let user_lin = nn::linear(
-            &root / "user_lin",
-            d * field_embs.len() as i64,
-            d,
-            Default::default(),
-        );
-        let item_lin = nn::linear(
-            &root / "item_lin",
-            2 * d + cfg.time_dim as i64,
-            d,
-            Default::default(),
-        );
+        let user_lin = linear(&root / "user_lin", d * field_embs.len() as i64, d, true);
+        let item_lin = linear(&root / "item_lin", 2 * d + cfg.time_dim as i64, d, true);
         let gcfg = HeteroGatConfig::new([cfg.dim; 3])
             .with_layers([
-                GatLayerSpec::new(cfg.heads, cfg.dim / cfg.heads),
+                GatLayerSpec::new(cfg.heads, cfg.head_dim),
                 GatLayerSpec::new(1, cfg.dim),
             ])
-            .with_feat_dropout(cfg.dropout);
+            .with_feat_dropout(cfg.dropout)
+            .with_attn_dropout(cfg.attn_dropout)
+            .with_activation(cfg.activation);
         let gat = HeteroGat::new(&(&root / "gat"), gcfg)?;
+        let self_maps = cfg.self_term.then(|| {
+            (
+                linear(&root / "self_user", d, d, false),
+                linear(&root / "self_item", d, d, false),
+            )
+        });
+        let cos_affine = cfg.scaled_cosine.then(|| {
+            (
+                root.var("cos_scale", &[1], Init::Const(1.0)),
+                root.var("cos_bias", &[1], Init::Const(0.0)),
+            )
+        });
         Ok(Self {
             vs,
             cfg: cfg.clone(),
@@ -131,7 +174,14 @@ impl GatExpert {
             user_lin,
             item_lin,
             gat,
+            self_maps,
+            cos_affine,
         })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GatExpertConfig {
+        &self.cfg
     }
 
     /// Output width (`dim`).
@@ -198,10 +248,14 @@ impl GatExpert {
         let graphs = HeteroBatch::from_graphs(&graphs)?;
         let dev = self.vs.device();
         let n_fields = self.field_embs.len();
+        let id_fields = usize::from(self.cfg.user_id);
         let mut user_codes = Vec::with_capacity(samples.len() * n_fields);
         for s in samples {
+            if self.cfg.user_id {
+                user_codes.push(i64::from(s.user));
+            }
             let row = data.features.user_codes.get(s.user as usize);
-            for f in 0..n_fields {
+            for f in 0..n_fields - id_fields {
                 let c = row.and_then(|r| r.get(f)).copied().unwrap_or(0);
                 user_codes.push(i64::from(c));
             }
@@ -291,22 +345,33 @@ impl GatExpert {
             1,
         )?);
         let x_feat = Tensor::f_embedding(&self.feature_emb, &b.feature_codes, -1, false, false)?;
-        let [users, items, _] = self
-            .gat
-            .forward_t(&[x_user, x_item, x_feat], &b.gat, train)?;
+        let [mut users, mut items, _] = self.gat.forward_t(
+            &[x_user.shallow_clone(), x_item.shallow_clone(), x_feat],
+            &b.gat,
+            train,
+        )?;
+        if let Some((su, si)) = &self.self_maps {
+            users = users.f_add(&su.forward(&x_user))?;
+            items = items.f_add(&si.forward(&x_item))?;
+        }
         let dev = self.vs.device();
         let ui = Tensor::f_from_slice(b.graphs.user_index())?.f_to(dev)?;
         let ti = Tensor::f_from_slice(b.graphs.target_index())?.f_to(dev)?;
         Ok((users.f_index_select(0, &ui)?, items.f_index_select(0, &ti)?))
     }
 
-    /// Pre-training logits `cos(user, target)`, `[B]`.
+    /// Pre-training logits `cos(user, target)` (`a cos + b` with
+    /// `scaled_cosine`), `[B]`.
     fn logits(&self, b: &ExpertBatch, train: bool) -> Result<Tensor> {
         let (u, t) = self.forward_t(b, train)?;
-        Ok(Tensor::f_cosine_similarity(&u, &t, 1, 1e-8)?)
+        let cos = Tensor::f_cosine_similarity(&u, &t, 1, 1e-8)?;
+        Ok(match &self.cos_affine {
+            Some((a, c)) => cos.f_mul(a)?.f_add(c)?,
+            None => cos,
+        })
     }
 
-    /// Pre-training loss of a batch: BCE of `sigmoid(cos)` against the labels.
+    /// Pre-training loss of a batch: BCE of `sigmoid(logits)` against the labels.
     ///
     /// # Errors
     /// libtorch and GAT errors.
@@ -314,8 +379,8 @@ impl GatExpert {
         bce_with_logits(&self.logits(b, true)?, &b.labels)
     }
 
-    /// Click probabilities `sigmoid(cos(user, target))` (evaluation mode),
-    /// the expert's own CTR prediction.
+    /// Click probabilities `sigmoid(cos(user, target))` (or of the scaled
+    /// cosine; evaluation mode), the expert's own CTR prediction.
     ///
     /// # Errors
     /// As [`batch`](Self::batch) and [`forward_t`](Self::forward_t).
@@ -366,7 +431,9 @@ pub(crate) fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor
 }
 
 /// graft-train's task for pre-training: shuffled mini-batches of the
-/// train split (a new seeded order every epoch), validation AUC.
+/// train split (a new seeded order every epoch), validation AUC on the
+/// whole validation split or the seeded subset
+/// ([`GatExpertConfig::full_validation`]).
 pub struct GatPretrainer<'a> {
     expert: &'a GatExpert,
     data: &'a CtrData,
@@ -387,7 +454,7 @@ impl<'a> GatPretrainer<'a> {
     fn step_samples(&mut self, step: u64) -> Vec<CtrSample> {
         let train = &self.data.split.train;
         let bs = self.expert.cfg.batch_size.min(train.len()).max(1);
-        let per_epoch = (train.len() / bs).max(1) as u64;
+        let per_epoch = self.expert.cfg.steps_per_epoch(train.len());
         let start = ((step % per_epoch) as usize) * bs;
         self.order.get(step / per_epoch)[start..start + bs]
             .iter()
@@ -404,11 +471,12 @@ impl TrainTask for GatPretrainer<'_> {
     }
 
     fn evaluate(&mut self, _step: u64) -> graft_train::Result<f64> {
-        let p = self
-            .expert
-            .predict(self.data, &self.data.valid)
-            .map_err(task_err)?;
-        let labels = CtrData::labels(&self.data.valid);
-        valid_auc(&labels, &p)
+        let valid = if self.expert.cfg.full_validation {
+            &self.data.split.valid
+        } else {
+            &self.data.valid
+        };
+        let p = self.expert.predict(self.data, valid).map_err(task_err)?;
+        valid_auc(&CtrData::labels(valid), &p)
     }
 }

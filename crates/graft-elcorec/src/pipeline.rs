@@ -39,6 +39,14 @@ pub struct CtrResult {
     pub parameters: i64,
     /// Seconds spent scoring the test subset.
     pub test_seconds: f64,
+    /// Labels of the test subset, in its order (paired comparisons; empty
+    /// in files written before they were stored).
+    #[serde(default)]
+    pub labels: Vec<bool>,
+    /// The predicted click probability of every test sample, in the same
+    /// order (empty in older files).
+    #[serde(default)]
+    pub probabilities: Vec<f64>,
 }
 
 /// The bootstrap of every reported CI: 1000 resamples, 95%, seed 0.
@@ -103,6 +111,8 @@ fn finish(
         train_samples,
         parameters,
         test_seconds,
+        labels,
+        probabilities: p,
     };
     run.write_json("metrics", &result)?;
     Ok(result)
@@ -131,11 +141,12 @@ pub fn pretrain_gat(
     let params = expert.named_parameters();
     let n_params = count(&params);
     let mut opt = AdamW::new(cfg.optimizer.clone(), params)?;
+    let n_train = data.split.train.len();
     let lc = LoopConfig {
-        max_steps: cfg.max_steps,
+        max_steps: cfg.total_steps(n_train),
         accumulation: 1,
-        eval_every: Some(cfg.eval_every),
-        checkpoint_every: cfg.eval_every,
+        eval_every: Some(cfg.eval_every(n_train)),
+        checkpoint_every: cfg.eval_every(n_train),
         max_seconds: None,
         clip_norm: None,
         patience: cfg.patience,
@@ -145,7 +156,7 @@ pub fn pretrain_gat(
     let training = fit(&mut GatPretrainer::new(&expert, data), &mut opt, &run, &lc)?;
     let result = finish(
         &run,
-        "gat",
+        &cfg.name(),
         &data.test,
         training,
         data.split.train.len(),
@@ -245,9 +256,13 @@ pub fn run_llm(
     run_dir: &Path,
     rt: Runtime,
 ) -> Result<CtrResult> {
+    // A variant that reads the expert's token records which expert it read.
+    let expert_cfg = expert
+        .filter(|_| cfg.variant.gat_token())
+        .map(GatExpert::config);
     let run = RunDir::create(
         run_dir,
-        &serde_json::json!({ "llm": cfg, "rap": rap.config(), "samples": data.config, "dataset": data.dataset.name }),
+        &serde_json::json!({ "llm": cfg, "rap": rap.config(), "samples": data.config, "dataset": data.dataset.name, "expert": expert_cfg }),
     )?;
     if let Some(done) = finished(&run)? {
         return Ok(done);

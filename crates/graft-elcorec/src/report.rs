@@ -1,7 +1,14 @@
-//! The results table.
+//! The results table and paired differences between its rows.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
+use graft_metrics::{
+    paired_auc_difference_ci, paired_log_loss_difference_ci, BootstrapConfig, ConfidenceInterval,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ElcorecError, Result};
 use crate::pipeline::CtrResult;
 
 /// ELCoRec's reported test AUC (Table 2 of the paper) for a dataset name
@@ -48,4 +55,133 @@ pub fn markdown_table(results: &[CtrResult]) -> String {
         );
     }
     s
+}
+
+/// A paired comparison of two rows on the same test samples: `A - B` of
+/// AUC and of LogLoss with 95% paired bootstrap intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedCtr {
+    /// Row A's model.
+    pub a: String,
+    /// Row B's model.
+    pub b: String,
+    /// Paired test samples.
+    pub n: usize,
+    /// `auc(A) - auc(B)`.
+    pub auc: ConfidenceInterval,
+    /// `log_loss(A) - log_loss(B)` (negative: A is better).
+    pub log_loss: ConfidenceInterval,
+}
+
+impl PairedCtr {
+    /// Compares `a` with `b` on their stored test predictions.
+    ///
+    /// # Errors
+    /// [`ElcorecError::Config`] when a row has no stored predictions
+    /// (written by an older graft) or the two were scored on different
+    /// samples (their labels differ); metric errors.
+    pub fn new(a: &CtrResult, b: &CtrResult, boot: &BootstrapConfig) -> Result<Self> {
+        for r in [a, b] {
+            if r.probabilities.is_empty() || r.probabilities.len() != r.labels.len() {
+                return Err(ElcorecError::Config(format!(
+                    "row {} has no stored test predictions (written by an older graft); rerun it",
+                    r.model
+                )));
+            }
+        }
+        if a.labels != b.labels {
+            return Err(ElcorecError::Config(format!(
+                "rows {} and {} were scored on different test samples ({} vs {}); a paired comparison needs the same ones",
+                a.model,
+                b.model,
+                a.labels.len(),
+                b.labels.len()
+            )));
+        }
+        Ok(Self {
+            a: a.model.clone(),
+            b: b.model.clone(),
+            n: a.labels.len(),
+            auc: paired_auc_difference_ci(&a.labels, &a.probabilities, &b.probabilities, boot)?,
+            log_loss: paired_log_loss_difference_ci(
+                &a.labels,
+                &a.probabilities,
+                &b.probabilities,
+                a.test.eps,
+                boot,
+            )?,
+        })
+    }
+}
+
+/// The comparisons the ELCoRec readings need, among the rows present:
+/// every LLM variant with the GAT token against each expert row, against
+/// LR and against its ablations; each expert row against LR; each expert
+/// option row against the official expert (`gat`).
+///
+/// # Errors
+/// As [`PairedCtr::new`].
+pub fn paired_readings(results: &[CtrResult], boot: &BootstrapConfig) -> Result<Vec<PairedCtr>> {
+    let find = |m: &str| results.iter().find(|r| r.model == m);
+    let experts: Vec<&CtrResult> = results
+        .iter()
+        .filter(|r| r.model.starts_with("gat"))
+        .collect();
+    let mut pairs: Vec<(&CtrResult, &CtrResult)> = Vec::new();
+    if let Some(llm) = find("elcorec") {
+        pairs.extend(experts.iter().map(|&e| (llm, e)));
+        for other in ["lr", "no-rap", "no-gat-token"] {
+            pairs.extend(find(other).map(|o| (llm, o)));
+        }
+    }
+    if let Some(lr) = find("lr") {
+        pairs.extend(experts.iter().map(|&e| (e, lr)));
+    }
+    if let Some(official) = find("gat") {
+        pairs.extend(
+            experts
+                .iter()
+                .filter(|e| e.model != "gat")
+                .map(|&e| (e, official)),
+        );
+    }
+    pairs
+        .into_iter()
+        .map(|(a, b)| PairedCtr::new(a, b, boot))
+        .collect()
+}
+
+/// A markdown table of paired differences.
+pub fn paired_markdown(rows: &[PairedCtr]) -> String {
+    let mut s = String::from(
+        "| A - B | samples | AUC difference [95% paired CI] | LogLoss difference [95% paired CI] |\n|---|---|---|---|\n",
+    );
+    for p in rows {
+        let _ = writeln!(
+            s,
+            "| {} - {} | {} | {:+.4} [{:+.4}, {:+.4}] | {:+.4} [{:+.4}, {:+.4}] |",
+            p.a,
+            p.b,
+            p.n,
+            p.auc.estimate,
+            p.auc.lower,
+            p.auc.upper,
+            p.log_loss.estimate,
+            p.log_loss.lower,
+            p.log_loss.upper
+        );
+    }
+    s
+}
+
+/// The rows of a `results.json` the `elcorec` example wrote.
+///
+/// # Errors
+/// [`ElcorecError::Config`] naming the file for a missing or malformed
+/// file.
+pub fn read_results(path: &Path) -> Result<Vec<CtrResult>> {
+    let bad = |e: &dyn std::fmt::Display| ElcorecError::Config(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    serde_json::from_value(json["results"].clone()).map_err(|e| bad(&format!("results: {e}")))
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_elcorec::config::{ClassicConfig, GatExpertConfig, LlmConfig, LlmVariant, SampleConfig};
 use graft_elcorec::pipeline::{pretrain_gat, prompt_set, run_classic, run_llm, Runtime};
+use graft_elcorec::report::{paired_markdown, paired_readings, PairedCtr};
 use graft_elcorec::{CtrData, CtrLlm, ElcorecError, RapBuilder};
 use graft_lm::Llama;
 use graft_prompt::rap::{Domain, RapConfig};
@@ -122,8 +123,7 @@ fn gat_and_fm_learn_the_planted_taste_clusters() {
     let dir = tempfile::tempdir().expect("tmp");
     let gat_cfg = GatExpertConfig {
         batch_size: 64,
-        max_steps: 300,
-        eval_every: 50,
+        max_epochs: 30,
         ..GatExpertConfig::default()
     };
     let (_expert, gat) = pretrain_gat(&data, &gat_cfg, &dir.path().join("gat"), rt()).expect("gat");
@@ -168,6 +168,27 @@ fn gat_and_fm_learn_the_planted_taste_clusters() {
     .expect("lr again");
     assert_eq!(again.test.auc, lr.test.auc);
     assert_eq!(again.training.steps, lr.training.steps);
+    assert_eq!(again.probabilities, lr.probabilities);
+    // Paired differences on the stored test predictions.
+    let boot = graft_elcorec::pipeline::bootstrap();
+    let readings = paired_readings(&[gat.clone(), fm.clone(), lr.clone()], &boot).expect("paired");
+    let names: Vec<(&str, &str)> = readings
+        .iter()
+        .map(|p| (p.a.as_str(), p.b.as_str()))
+        .collect();
+    assert_eq!(names, [("gat", "lr")]);
+    let p = &readings[0];
+    assert_eq!(p.n, data.test.len());
+    assert!((p.auc.estimate - (gat.test.auc - lr.test.auc)).abs() < 1e-12);
+    assert!((p.log_loss.estimate - (gat.test.log_loss - lr.test.log_loss)).abs() < 1e-12);
+    assert!(p.auc.lower <= p.auc.estimate && p.auc.estimate <= p.auc.upper);
+    assert!(paired_markdown(&readings).contains("| gat - lr | 90 |"));
+    let mut other = fm.clone();
+    other.labels.pop();
+    other.probabilities.pop();
+    assert!(PairedCtr::new(&gat, &other, &boot).is_err());
+    other.probabilities.clear();
+    assert!(PairedCtr::new(&gat, &other, &boot).is_err());
 }
 
 #[test]
@@ -289,8 +310,7 @@ fn llm_variants_train_score_and_resume_from_metrics() {
     let dir = tempfile::tempdir().expect("tmp");
     let gat_cfg = GatExpertConfig {
         batch_size: 64,
-        max_steps: 20,
-        eval_every: 10,
+        max_steps: Some(20),
         ..GatExpertConfig::default()
     };
     let (expert, _) = pretrain_gat(&data, &gat_cfg, &dir.path().join("gat"), rt()).expect("gat");

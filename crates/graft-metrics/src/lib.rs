@@ -54,7 +54,8 @@ mod error;
 mod ranking;
 
 pub use bootstrap::{
-    auc_ci, bootstrap_ci, mean_ci, paired_difference_ci, BootstrapConfig, ConfidenceInterval,
+    auc_ci, bootstrap_ci, mean_ci, paired_auc_difference_ci, paired_difference_ci,
+    paired_log_loss_difference_ci, BootstrapConfig, ConfidenceInterval,
 };
 pub use ctr::{auc, ctr_report, log_loss, log_loss_terms, CtrReport, DEFAULT_LOG_LOSS_EPS};
 pub use error::{MetricsError, Result};

@@ -3,7 +3,8 @@
 use approx::assert_relative_eq;
 use graft_metrics::{
     auc, auc_ci, bootstrap_ci, ctr_report, hit_at, log_loss, log_loss_terms, mean_ci, ndcg_at,
-    rank_among, rank_in_list, rank_of_positive, reciprocal_rank, BootstrapConfig, MetricsError,
+    paired_auc_difference_ci, paired_difference_ci, paired_log_loss_difference_ci, rank_among,
+    rank_in_list, rank_of_positive, reciprocal_rank, BootstrapConfig, MetricsError,
     RankingEvaluator, DEFAULT_LOG_LOSS_EPS,
 };
 
@@ -377,6 +378,57 @@ fn auc_ci_equals_generic_bootstrap_and_skips_single_class() -> TestResult {
         auc_ci(&labels, &scores, &strict),
         Err(MetricsError::TooManySkipped { max_skipped: 0, .. })
     ));
+    Ok(())
+}
+
+#[test]
+fn paired_auc_difference_equals_generic_bootstrap_and_skips_single_class() -> TestResult {
+    let labels: Vec<bool> = (0..15).map(|i| i % 5 == 0).collect();
+    let a: Vec<f64> = (0..15).map(|i| ((i * 5) % 7) as f64).collect();
+    let b: Vec<f64> = (0..15).map(|i| ((i * 3) % 11) as f64 / 2.0).collect();
+    let cfg = BootstrapConfig::new(300, 0.9, 5).with_max_skipped_fraction(0.5);
+    let fast = paired_auc_difference_ci(&labels, &a, &b, &cfg)?;
+    let slow = bootstrap_ci(labels.len(), &cfg, |idx| {
+        let l: Vec<bool> = idx.iter().map(|&i| labels[i]).collect();
+        let sa: Vec<f64> = idx.iter().map(|&i| a[i]).collect();
+        let sb: Vec<f64> = idx.iter().map(|&i| b[i]).collect();
+        Ok(auc(&l, &sa)? - auc(&l, &sb)?)
+    })?;
+    assert_eq!(fast.resamples, slow.resamples);
+    assert_eq!(fast.skipped, slow.skipped);
+    assert!(fast.skipped > 0, "{fast:?}");
+    assert_relative_eq!(fast.estimate, slow.estimate, epsilon = 1e-12);
+    assert_relative_eq!(fast.lower, slow.lower, epsilon = 1e-12);
+    assert_relative_eq!(fast.upper, slow.upper, epsilon = 1e-12);
+    // A model against itself: exactly zero on every resample.
+    let same = paired_auc_difference_ci(&labels, &a, &a, &cfg)?;
+    assert_eq!((same.estimate, same.lower, same.upper), (0.0, 0.0, 0.0));
+    assert!(matches!(
+        paired_auc_difference_ci(&labels, &a, &b[..14], &cfg),
+        Err(MetricsError::LengthMismatch { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn paired_log_loss_difference_is_the_paired_mean_of_terms() -> TestResult {
+    let labels: Vec<bool> = (0..40).map(|i| i % 3 == 0).collect();
+    let a: Vec<f64> = (0..40)
+        .map(|i| 0.05 + 0.9 * ((i * 7) % 13) as f64 / 12.0)
+        .collect();
+    let b: Vec<f64> = (0..40)
+        .map(|i| 0.1 + 0.8 * ((i * 5) % 9) as f64 / 8.0)
+        .collect();
+    let cfg = BootstrapConfig::new(200, 0.95, 17);
+    let got = paired_log_loss_difference_ci(&labels, &a, &b, DEFAULT_LOG_LOSS_EPS, &cfg)?;
+    let ta = log_loss_terms(&labels, &a, DEFAULT_LOG_LOSS_EPS)?;
+    let tb = log_loss_terms(&labels, &b, DEFAULT_LOG_LOSS_EPS)?;
+    assert_eq!(got, paired_difference_ci(&ta, &tb, &cfg)?);
+    assert_relative_eq!(
+        got.estimate,
+        log_loss(&labels, &a, DEFAULT_LOG_LOSS_EPS)? - log_loss(&labels, &b, DEFAULT_LOG_LOSS_EPS)?,
+        epsilon = 1e-12
+    );
     Ok(())
 }
 

@@ -125,9 +125,10 @@ class TorchGat(nn.Module):
     """Plain-PyTorch heterogeneous GAT; state_dict names match graft's
     variable names (`layers.{l}.{rel}.lin_src.weight`, ...)."""
 
-    def __init__(self, in_dims, layers, slope, feat_dropout, attn_dropout):
+    def __init__(self, in_dims, layers, slope, feat_dropout, attn_dropout, elu=True):
         super().__init__()
         self.feat_dropout = feat_dropout
+        self.elu = elu
         self.layers = nn.ModuleList()
         for (heads, width), dims in zip(layers, layer_in_dims(in_dims, layers)):
             self.layers.append(
@@ -148,7 +149,7 @@ class TorchGat(nn.Module):
             for name, s, d in RELATIONS:
                 src, dst = edges[name]
                 out[d] = layer[name](out.get(d), x[s], x[d], src, dst)
-            x = {t: F.elu(v) for t, v in out.items()} if l < last else out
+            x = {t: F.elu(v) for t, v in out.items()} if l < last and self.elu else out
         return x
 
     def load_graft_weights(self, tensors):
@@ -159,7 +160,7 @@ class TorchGat(nn.Module):
 # ------------------------------------------------------------------- PyG
 
 
-def build_pyg(in_dims, layers, slope, feat_dropout, attn_dropout):
+def build_pyg(in_dims, layers, slope, feat_dropout, attn_dropout, elu=True):
     from torch_geometric.nn import GATConv, HeteroConv
 
     class PygGat(nn.Module):
@@ -192,7 +193,7 @@ def build_pyg(in_dims, layers, slope, feat_dropout, attn_dropout):
                 if self.training and self.feat_dropout > 0:
                     x = {t: F.dropout(v, self.feat_dropout, True) for t, v in x.items()}
                 x = conv(x, edge_index)
-                if l < last:
+                if l < last and elu:
                     x = {t: F.elu(v) for t, v in x.items()}
             return x
 
@@ -278,18 +279,20 @@ def main(argv=None):
     edge_index = {(s, r, d): torch.stack(edges[r]) for r, s, d in RELATIONS}
     n_graphs = int(t["n_graphs"][0])
 
-    layers, slope = args.layers, args.negative_slope
+    layers, slope, elu = args.layers, args.negative_slope, True
     if args.check:
         if "w.config.layers" not in t or "y.item" not in t:
             print(f"gat_peer.py: {args.batch} has no weights/outputs (write it with export_golden)", file=sys.stderr)
             return 2
         layers = [tuple(r) for r in t["w.config.layers"].tolist()]
         slope = float(t["w.config.negative_slope"][0])
+        if "w.config.elu" in t:
+            elu = bool(t["w.config.elu"][0])
     in_dims = [x[k].shape[1] for k in NODE_TYPES]
     if args.impl == "pyg":
-        model = build_pyg(in_dims, layers, slope, args.feat_dropout, args.attn_dropout)
+        model = build_pyg(in_dims, layers, slope, args.feat_dropout, args.attn_dropout, elu)
     else:
-        model = TorchGat(in_dims, layers, slope, args.feat_dropout, args.attn_dropout)
+        model = TorchGat(in_dims, layers, slope, args.feat_dropout, args.attn_dropout, elu)
     model = model.to(device)
 
     def run(m):

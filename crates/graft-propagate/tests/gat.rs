@@ -12,8 +12,8 @@ use graft_propagate::gat::bench::{
     export_batch, export_golden, random_features, synthetic_batch, train_step_throughput,
 };
 use graft_propagate::gat::{
-    array2_to_tensor, tensor_to_array2, GatBatch, GatLayerSpec, GatWeights, HeteroGat,
-    HeteroGatConfig,
+    array2_to_tensor, tensor_to_array2, GatActivation, GatBatch, GatLayerSpec, GatWeights,
+    HeteroGat, HeteroGatConfig,
 };
 use graft_propagate::PropagateError;
 use ndarray::Array2;
@@ -151,6 +151,32 @@ fn forward_matches_reference_f32_elcorec_layers() {
         let batch = random_batch(seed, 12, connect);
         check_against_reference(&cfg, &batch, Kind::Float, Device::Cpu, seed, 1e-4, 1e-5);
     }
+}
+
+#[test]
+fn identity_activation_matches_reference_and_differs_from_elu() {
+    let identity = small_cfg().with_activation(GatActivation::Identity);
+    let batch = random_batch(4, 9, true);
+    check_against_reference(
+        &identity,
+        &batch,
+        Kind::Double,
+        Device::Cpu,
+        40,
+        1e-10,
+        1e-12,
+    );
+    let x = random_features(&batch, identity.in_dims, Kind::Double, Device::Cpu, 41).unwrap();
+    let x = arrays(&x);
+    let w = GatWeights::random(&identity, 42).unwrap();
+    let mut elu = w.clone();
+    elu.config.activation = GatActivation::Elu;
+    let (a, b) = (
+        w.forward(&batch, &x).unwrap(),
+        elu.forward(&batch, &x).unwrap(),
+    );
+    let diff = (&a[1] - &b[1]).mapv(f64::abs).sum();
+    assert!(diff > 1e-6, "the activation changes nothing ({diff})");
 }
 
 #[test]
@@ -518,9 +544,12 @@ fn config_defaults_and_json() {
         (cfg.negative_slope, cfg.feat_dropout, cfg.attn_dropout),
         (0.2, 0.0, 0.1)
     );
-    let json = serde_json::to_string(&small_cfg()).unwrap();
+    assert_eq!(cfg.activation, GatActivation::Elu);
+    let json =
+        serde_json::to_string(&small_cfg().with_activation(GatActivation::Identity)).unwrap();
+    assert!(json.contains(r#""activation":"identity""#), "{json}");
     let back: HeteroGatConfig = serde_json::from_str(&json).unwrap();
-    assert_eq!(back, small_cfg());
+    assert_eq!(back, small_cfg().with_activation(GatActivation::Identity));
     let partial: HeteroGatConfig = serde_json::from_str(
         r#"{"in_dims": [4, 4, 2], "layers": [{"heads": 2, "out_per_head": 5}]}"#,
     )
@@ -925,25 +954,28 @@ fn python_peer_reproduces_reference() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../.venv/bin/python"));
     let batch = random_batch(300, 10, true);
-    let cfg = HeteroGatConfig::new([6, 5, 4])
-        .with_layers([GatLayerSpec::new(4, 3), GatLayerSpec::new(2, 5)]);
-    let x = random_features(&batch, cfg.in_dims, Kind::Float, Device::Cpu, 301).unwrap();
-    let w = GatWeights::random(&cfg, 302).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("golden.safetensors");
-    export_golden(&path, &batch, &x, &w).unwrap();
-    for implementation in ["pyg", "torch"] {
-        let out = std::process::Command::new(&python)
-            .arg(manifest.join("python/gat_peer.py"))
-            .args(["--impl", implementation, "--check", "--batch"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{implementation}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for activation in [GatActivation::Elu, GatActivation::Identity] {
+        let cfg = HeteroGatConfig::new([6, 5, 4])
+            .with_layers([GatLayerSpec::new(4, 3), GatLayerSpec::new(2, 5)])
+            .with_activation(activation);
+        let x = random_features(&batch, cfg.in_dims, Kind::Float, Device::Cpu, 301).unwrap();
+        let w = GatWeights::random(&cfg, 302).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("golden.safetensors");
+        export_golden(&path, &batch, &x, &w).unwrap();
+        for implementation in ["pyg", "torch"] {
+            let out = std::process::Command::new(&python)
+                .arg(manifest.join("python/gat_peer.py"))
+                .args(["--impl", implementation, "--check", "--batch"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{implementation} {activation:?}: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }

@@ -30,6 +30,19 @@ impl GatLayerSpec {
     }
 }
 
+/// What follows every GAT layer but the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatActivation {
+    /// ELU (PyG's GAT examples; the default).
+    #[default]
+    Elu,
+    /// Nothing: the next layer reads the previous one's output as it is
+    /// (DGL's `GATConv` default `activation=None`, which ELCoRec's official
+    /// expert keeps).
+    Identity,
+}
+
 /// Hyper-parameters of [`HeteroGat`](super::HeteroGat), ELCoRec's expert
 /// network.
 ///
@@ -37,7 +50,8 @@ impl GatLayerSpec {
 /// or equivalently PyG's
 /// `HeteroConv({rel: GATConv((in_src, in_dst), F, heads=H,
 /// add_self_loops=False, concat=True)}, aggr="sum")`, over the four
-/// relations of [`Relation::ALL`]. ELU follows every layer but the last.
+/// relations of [`Relation::ALL`]. [`activation`](Self::activation) (ELU
+/// by default) follows every layer but the last.
 ///
 /// Deserializes from JSON with every field optional (missing fields take
 /// their [`Default`] values):
@@ -72,6 +86,8 @@ pub struct HeteroGatConfig {
     /// training only (DGL's `attn_drop`, PyG's `dropout`); default `0.1`.
     /// Must lie in `[0, 1)`.
     pub attn_dropout: f64,
+    /// What follows every layer but the last; default [`GatActivation::Elu`].
+    pub activation: GatActivation,
 }
 
 impl Default for HeteroGatConfig {
@@ -82,6 +98,7 @@ impl Default for HeteroGatConfig {
             negative_slope: 0.2,
             feat_dropout: 0.0,
             attn_dropout: 0.1,
+            activation: GatActivation::Elu,
         }
     }
 }
@@ -121,6 +138,12 @@ impl HeteroGatConfig {
     /// Sets [`attn_dropout`](Self::attn_dropout).
     pub fn with_attn_dropout(mut self, p: f64) -> Self {
         self.attn_dropout = p;
+        self
+    }
+
+    /// Sets [`activation`](Self::activation).
+    pub fn with_activation(mut self, activation: GatActivation) -> Self {
+        self.activation = activation;
         self
     }
 

@@ -70,7 +70,7 @@ pub mod bench;
 mod config;
 mod reference;
 
-pub use config::{GatLayerSpec, HeteroGatConfig};
+pub use config::{GatActivation, GatLayerSpec, HeteroGatConfig};
 pub use graft_graph::{NodeKind, Relation};
 pub use reference::{GatLayerWeights, GatWeights, RelationWeights};
 
@@ -474,7 +474,7 @@ impl HeteroGat {
                 or_zeros(b, counts[1])?,
                 or_zeros(c, counts[2])?,
             ];
-            if l < last {
+            if l < last && self.cfg.activation == GatActivation::Elu {
                 h = try_map3(h, |t| t.f_elu())?;
             }
         }

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::config::HeteroGatConfig;
+use super::config::{GatActivation, HeteroGatConfig};
 use crate::error::{PropagateError, Result};
 use crate::exchange::NamedArray;
 
@@ -282,7 +282,7 @@ impl GatWeights {
                 );
                 next[d] += &out;
             }
-            if l < last {
+            if l < last && self.config.activation == GatActivation::Elu {
                 for t in &mut next {
                     t.mapv_inplace(|v| if v > 0.0 { v } else { v.exp_m1() });
                 }
@@ -297,7 +297,8 @@ impl GatWeights {
     /// (e.g. `"w."` gives `w.layers.0.user_item.lin_src.weight`), plus
     /// `{prefix}config.layers` (`I64 [L, 2]`: heads, channels per layer),
     /// `{prefix}config.in_dims` (`I64 [3]`) and
-    /// `{prefix}config.negative_slope` (`F32 [1]`), for the Python peer.
+    /// `{prefix}config.negative_slope` (`F32 [1]`) and `{prefix}config.elu`
+    /// (`I64 [1]`: 1 when ELU follows the inner layers), for the Python peer.
     ///
     /// # Errors
     ///
@@ -357,6 +358,11 @@ impl GatWeights {
             format!("{prefix}config.negative_slope"),
             vec![1],
             vec![self.config.negative_slope as f32],
+        )?);
+        out.push(NamedArray::i64(
+            format!("{prefix}config.elu"),
+            vec![1],
+            vec![i64::from(self.config.activation == GatActivation::Elu)],
         )?);
         Ok(out)
     }
