@@ -44,6 +44,15 @@ struct Args {
     /// (MovieLens: movies, BookCrossing: books); needed for RecBole files.
     #[arg(long)]
     domain: Option<String>,
+    /// Click label: rating >= this (default: the format's rule, MovieLens
+    /// > 3, BookCrossing >= 5).
+    #[arg(long)]
+    label_at_least: Option<f32>,
+    /// Keep implicit interactions (BookCrossing's rating 0) as samples,
+    /// labelled by the rule (negatives), as ReLLa's preprocessing does; by
+    /// default they are no samples.
+    #[arg(long)]
+    keep_implicit: bool,
     /// Models, comma-separated: lr, fm, elcorec, no-gat-token, no-rap,
     /// retrieval-only, and GAT experts: gat (the official design) and gat
     /// followed by options beyond it, -self (self term), -scaled (scaled
@@ -179,6 +188,15 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         valid_samples: args.valid_samples,
         test_samples: args.test_samples,
         seed: args.seed,
+        ctr: graft::data::CtrConfig {
+            label: args.label_at_least.map(graft::data::LabelRule::AtLeast),
+            implicit: if args.keep_implicit {
+                graft::data::ImplicitRatings::Label
+            } else {
+                graft::data::ImplicitRatings::Drop
+            },
+            ..graft::data::CtrConfig::default()
+        },
     };
     let data = match args.domain.as_deref() {
         None => CtrData::new(ds, samples)?,

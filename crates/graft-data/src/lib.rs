@@ -45,5 +45,6 @@ pub use leaks::{GraphEdges, ItemPermutation, Reindex};
 pub use negative::NegativeSampler;
 pub use read::{LoadReport, ParseMode, SkippedLine};
 pub use split::{
-    CtrConfig, CtrOrder, CtrSample, CtrSplit, HistoryEntry, LabelRule, LeaveOneOut, SplitSizes,
+    implicit_rating, CtrConfig, CtrOrder, CtrSample, CtrSplit, HistoryEntry, ImplicitRatings,
+    LabelRule, LeaveOneOut, SplitSizes,
 };

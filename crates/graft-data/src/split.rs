@@ -5,7 +5,8 @@
 //! * [`CtrSplit`]: ELCoRec/ReLLa protocol. Every interaction with at least
 //!   `min_history` earlier interactions of the same user becomes a sample
 //!   (user, history, target, label); samples are ordered globally by time and
-//!   split 8/1/1.
+//!   split 8/1/1. Implicit interactions (BookCrossing's rating 0) are not
+//!   sample targets unless [`CtrConfig::implicit`] asks for them.
 
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +140,32 @@ impl LabelRule {
     }
 }
 
+/// What CTR samples do with *implicit* interactions: records of an
+/// interaction without a rating, which some sources write as a rating
+/// value ([`implicit_rating`]: BookCrossing's `0` means "interacted, no
+/// rating", not a low rating).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImplicitRatings {
+    /// No sample has an implicit interaction as its target (default); they
+    /// stay in users' histories, where they are interactions like any other.
+    #[default]
+    Drop,
+    /// Implicit interactions are samples and get the label rule's verdict on
+    /// the value (a `0` is a negative). ReLLa's BookCrossing preprocessing
+    /// does this (`label = rating >= 5` on every rating, zeros included).
+    Label,
+}
+
+/// The rating value a format uses for an interaction without a rating:
+/// `Some(0.0)` for BookCrossing, `None` for every other format.
+pub fn implicit_rating(format: Format) -> Option<f32> {
+    match format {
+        Format::BookCrossing => Some(0.0),
+        _ => None,
+    }
+}
+
 /// How CTR samples are ordered before the 8/1/1 cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -165,6 +192,9 @@ pub struct CtrConfig {
     pub max_history: Option<usize>,
     /// Label rule; `None` picks [`LabelRule::for_format`].
     pub label: Option<LabelRule>,
+    /// Implicit interactions ([`implicit_rating`] of the format) as sample
+    /// targets: dropped by default.
+    pub implicit: ImplicitRatings,
     /// Train and validation fractions; test is the rest (default 0.8, 0.1).
     pub train_fraction: f64,
     /// See `train_fraction`.
@@ -181,6 +211,7 @@ impl Default for CtrConfig {
             min_history: 5,
             max_history: None,
             label: None,
+            implicit: ImplicitRatings::Drop,
             train_fraction: 0.8,
             valid_fraction: 0.1,
             order: CtrOrder::Auto,
@@ -266,6 +297,10 @@ impl CtrSplit {
         let label = config
             .label
             .unwrap_or_else(|| LabelRule::for_format(ds.format));
+        let dropped = match config.implicit {
+            ImplicitRatings::Drop => implicit_rating(ds.format),
+            ImplicitRatings::Label => None,
+        };
         let mut sequences = Vec::with_capacity(ds.n_users());
         // (sort key: timestamp, source index) per sample
         let mut keyed: Vec<((i64, usize), CtrSample)> = Vec::new();
@@ -284,7 +319,7 @@ impl CtrSplit {
                     rating,
                     timestamp: x.timestamp,
                 });
-                if pos >= config.min_history {
+                if pos >= config.min_history && dropped != Some(rating) {
                     keyed.push((
                         (x.timestamp.unwrap_or(0), idx),
                         CtrSample {

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use common::{ratings_raw, raw_interactions, Fixture};
 use graft_data::formats::{csv, recbole};
 use graft_data::{
-    load, load_auto, CtrConfig, CtrSplit, DataError, Dataset, Format, ItemInfo, LeaveOneOut,
-    LoadOptions, NegativeSampler, UserInfo,
+    load, load_auto, CtrConfig, CtrSplit, DataError, Dataset, Format, ImplicitRatings, ItemInfo,
+    LeaveOneOut, LoadOptions, NegativeSampler, UserInfo,
 };
 
 fn strict() -> LoadOptions {
@@ -851,6 +851,44 @@ fn ctr_split_on_fixture() {
         .filter(|s| s.label)
         .count();
     assert_eq!(positives, 4, "ratings 5, 6, 9 and 10");
+    // Implicit ratings (0: "interacted, no rating") are no samples by
+    // default, but stay in the histories.
+    let all: Vec<&graft_data::CtrSample> = split
+        .train
+        .iter()
+        .chain(&split.valid)
+        .chain(&split.test)
+        .collect();
+    assert_eq!(all.len(), 5, "8 ratings, 3 of them implicit");
+    assert!(all.iter().all(|s| s.rating != 0.0));
+    let implicit_in_history = all
+        .iter()
+        .any(|s| split.history(s).iter().any(|h| h.rating == 0.0));
+    assert!(
+        implicit_in_history,
+        "user 276733 read a book before rating one"
+    );
+    // ReLLa's choice as an option: implicit ratings labelled by the rule, i.e. negatives.
+    let rella = CtrSplit::new(
+        &bx,
+        &CtrConfig {
+            min_history: 0,
+            implicit: ImplicitRatings::Label,
+            ..CtrConfig::default()
+        },
+    )
+    .unwrap();
+    let all: Vec<&graft_data::CtrSample> = rella
+        .train
+        .iter()
+        .chain(&rella.valid)
+        .chain(&rella.test)
+        .collect();
+    assert_eq!(all.len(), 8);
+    assert_eq!(all.iter().filter(|s| s.label).count(), 4);
+    assert!(all.iter().filter(|s| s.rating == 0.0).all(|s| !s.label));
+    // Other formats have no implicit value: nothing dropped on MovieLens.
+    assert_eq!(graft_data::implicit_rating(Format::Movielens100k), None);
 }
 
 #[test]

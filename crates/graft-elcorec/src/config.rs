@@ -2,6 +2,7 @@
 //! the configuration it was trained with, and refuses to resume under
 //! another one.
 
+use graft_data::CtrConfig;
 use graft_lora::LoraConfig;
 use graft_prompt::rap::RapVariant;
 pub use graft_propagate::gat::GatActivation;
@@ -30,6 +31,14 @@ pub struct SampleConfig {
     pub test_samples: usize,
     /// Seed of the subsets.
     pub seed: u64,
+    /// The CTR split: label rule, implicit ratings, minimum history
+    /// (ReLLa's defaults; written to run configurations only when changed).
+    #[serde(skip_serializing_if = "is_default_ctr")]
+    pub ctr: CtrConfig,
+}
+
+fn is_default_ctr(c: &CtrConfig) -> bool {
+    *c == CtrConfig::default()
 }
 
 impl Default for SampleConfig {
@@ -41,6 +50,7 @@ impl Default for SampleConfig {
             valid_samples: 1000,
             test_samples: 2000,
             seed: 0,
+            ctr: CtrConfig::default(),
         }
     }
 }

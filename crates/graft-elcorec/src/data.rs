@@ -5,7 +5,7 @@
 
 use graft_data::features::{item_title, user_profile, CtrFeatures};
 use graft_data::rng::{shuffle, stream_rng};
-use graft_data::{CtrConfig, CtrSample, CtrSplit, Dataset, Format, HistoryEntry};
+use graft_data::{CtrSample, CtrSplit, Dataset, Format, HistoryEntry};
 use graft_prompt::rap::{Domain, RatedItem, UserProfile};
 
 use crate::config::SampleConfig;
@@ -62,9 +62,10 @@ impl CtrData {
         }
     }
 
-    /// Splits `dataset` (ReLLa defaults: label rule of the format, at least
-    /// 5 earlier interactions, 8/1/1 in time order) and draws the subsets;
-    /// the domain follows the format ([`domain_of`](Self::domain_of)).
+    /// Splits `dataset` by `config.ctr` (ReLLa defaults: label rule of the
+    /// format, at least 5 earlier interactions, 8/1/1 in time order;
+    /// implicit ratings are no samples) and draws the subsets; the domain
+    /// follows the format ([`domain_of`](Self::domain_of)).
     ///
     /// # Errors
     /// [`ElcorecError::Config`] for a format without a known domain, or a
@@ -87,7 +88,7 @@ impl CtrData {
     /// # Errors
     /// As [`new`](Self::new), without the format check.
     pub fn with_domain(dataset: Dataset, domain: Domain, config: SampleConfig) -> Result<Self> {
-        let split = CtrSplit::new(&dataset, &CtrConfig::default())?;
+        let split = CtrSplit::new(&dataset, &config.ctr)?;
         if split.test.is_empty() || split.valid.is_empty() || split.train.is_empty() {
             return Err(ElcorecError::Config(format!(
                 "{}: the split has an empty part ({:?})",

@@ -64,12 +64,17 @@ fn finished(run: &RunDir) -> Result<Option<CtrResult>> {
 /// these runs).
 fn shared_samples(data: &CtrData) -> serde_json::Value {
     let c = &data.config;
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "k_gat": c.k_gat,
         "valid_samples": c.valid_samples,
         "test_samples": c.test_samples,
         "seed": c.seed,
-    })
+    });
+    // The split's settings only when changed, so earlier runs still resume.
+    if c.ctr != graft_data::CtrConfig::default() {
+        v["ctr"] = serde_json::json!(c.ctr);
+    }
+    v
 }
 
 /// Number of scalars in `params`.

@@ -10,8 +10,9 @@ use graft_elcorec::{CtrData, GatExpert};
 use graft_prompt::rap::Domain;
 use tch::{Device, Tensor};
 
-/// 30 users in 3 taste clusters with profiles, 12 interactions each.
-fn data() -> CtrData {
+/// 30 users in 3 taste clusters with profiles, 12 interactions each,
+/// split by `ctr`.
+fn data_with(ctr: graft_data::CtrConfig) -> CtrData {
     let syn = planted_clusters(&SyntheticConfig {
         users: 30,
         items: 45,
@@ -28,10 +29,15 @@ fn data() -> CtrData {
             k_gat: 5,
             valid_samples: 30,
             test_samples: 30,
+            ctr,
             ..SampleConfig::default()
         },
     )
     .expect("ctr data")
+}
+
+fn data() -> CtrData {
+    data_with(graft_data::CtrConfig::default())
 }
 
 /// libtorch's global generator is shared by the tests of this binary,
@@ -224,4 +230,22 @@ fn the_first_layer_is_eight_heads_of_thirty_two() {
         .find(|(n, _)| n.starts_with("gat.layers.1.") && n.ends_with("lin_src.weight"))
         .expect("a second-layer projection");
     assert_eq!(w2.size(), vec![32, 256]);
+}
+
+#[test]
+fn ctr_data_follows_the_split_settings_of_its_config() {
+    let base = data();
+    let strict = data_with(graft_data::CtrConfig {
+        min_history: 8,
+        label: Some(graft_data::LabelRule::AtLeast(5.0)),
+        ..graft_data::CtrConfig::default()
+    });
+    let n = |d: &CtrData| d.split.train.len() + d.split.valid.len() + d.split.test.len();
+    // 12 interactions per user: 7 samples each with 5 earlier ones, 4 with 8.
+    assert_eq!((n(&base), n(&strict)), (30 * 7, 30 * 4));
+    assert!(strict
+        .split
+        .train
+        .iter()
+        .all(|s| s.label == (s.rating >= 5.0)));
 }

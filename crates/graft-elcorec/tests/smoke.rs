@@ -51,6 +51,7 @@ fn data(k_prompt: usize) -> CtrData {
             valid_samples: 120,
             test_samples: 90,
             seed: 0,
+            ..SampleConfig::default()
         },
     )
     .expect("ctr data")
