@@ -98,13 +98,15 @@ impl ClassicCtr {
     /// Field rows and numeric features of `samples`.
     ///
     /// # Errors
-    /// libtorch errors.
+    /// [`crate::ElcorecError::Sample`] for a sample that does not fit
+    /// `data` ([`CtrData::check`]); libtorch errors.
     pub fn batch(&self, data: &CtrData, samples: &[CtrSample]) -> Result<ClassicBatch> {
         let n_fields = self.offsets.len();
         let mut rows = Vec::with_capacity(samples.len() * n_fields);
         let mut dense = Vec::with_capacity(samples.len() * DENSE);
         let max = data.max_rating().max(1) as f32;
         for s in samples {
+            data.check(s)?;
             let profile = data.features.user_codes.get(s.user as usize);
             let n_profile = n_fields - 3;
             let mut codes = vec![i64::from(s.user), i64::from(s.item)];

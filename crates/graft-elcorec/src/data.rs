@@ -122,6 +122,71 @@ impl CtrData {
         seeded_subset(&self.split.train, n, self.config.seed, TRAIN_STREAM)
     }
 
+    /// Checks that `s` fits this dataset: a known user and item, a finite
+    /// rating inside `[0, max_rating]`, a position inside the user's
+    /// sequence, and a history of known items with ratings on the scale.
+    /// The models call it on every sample they read, so a sample built by
+    /// hand that does not fit gives an error naming it, never a panic or a
+    /// silently clamped code.
+    ///
+    /// # Errors
+    /// [`ElcorecError::Sample`] naming the sample and the reason.
+    pub fn check(&self, s: &CtrSample) -> Result<()> {
+        let bad = |reason: String| {
+            let raw = |map: &graft_data::IdMap, id: u32| {
+                map.raw(id).map_or_else(|| format!("#{id}"), str::to_owned)
+            };
+            Err(ElcorecError::Sample {
+                dataset: self.dataset.name.clone(),
+                user: raw(&self.dataset.users, s.user),
+                item: raw(&self.dataset.items, s.item),
+                position: s.position,
+                reason,
+            })
+        };
+        let (n_users, n_items) = (self.dataset.n_users(), self.dataset.n_items());
+        let max = self.max_rating() as f32;
+        let on_scale = |r: f32| r.is_finite() && (0.0..=max).contains(&r);
+        if s.user as usize >= n_users {
+            return bad(format!(
+                "user #{} is not one of the {n_users} users",
+                s.user
+            ));
+        }
+        if s.item as usize >= n_items {
+            return bad(format!(
+                "item #{} is not one of the {n_items} items",
+                s.item
+            ));
+        }
+        if !on_scale(s.rating) {
+            return bad(format!("rating {} is outside [0, {max}]", s.rating));
+        }
+        let seq = self
+            .split
+            .sequences
+            .get(s.user as usize)
+            .map_or(0, Vec::len);
+        if s.position as usize > seq {
+            return bad(format!(
+                "position {} is past the user's {seq} interactions",
+                s.position
+            ));
+        }
+        for (k, e) in self.history(s).iter().enumerate() {
+            if e.item as usize >= n_items {
+                return bad(format!("history entry {k}: item #{} is unknown", e.item));
+            }
+            if !on_scale(e.rating) {
+                return bad(format!(
+                    "history entry {k}: rating {} is outside [0, {max}]",
+                    e.rating
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The sample's whole history, oldest first.
     pub fn history(&self, s: &CtrSample) -> &[HistoryEntry] {
         self.split.history(s)

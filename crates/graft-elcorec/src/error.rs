@@ -40,6 +40,21 @@ pub enum ElcorecError {
     /// A setting or an input does not fit.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A CTR sample does not fit its dataset (an unknown user or item, a
+    /// rating outside the scale, a history past the user's sequence).
+    #[error("{dataset}: sample (user {user}, item {item}, position {position}): {reason}")]
+    Sample {
+        /// Dataset name.
+        dataset: String,
+        /// The sample's user (raw ID when known, else the dense one).
+        user: String,
+        /// The sample's target item (raw ID when known, else the dense one).
+        item: String,
+        /// The sample's position in the user's sequence.
+        position: u32,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// `Result` with [`ElcorecError`].

@@ -225,10 +225,15 @@ impl GatExpert {
     /// Builds the graphs and input codes of `samples`.
     ///
     /// # Errors
-    /// [`ElcorecError::Config`] for an empty batch; libtorch errors.
+    /// [`ElcorecError::Config`] for an empty batch,
+    /// [`ElcorecError::Sample`] for a sample that does not fit `data`
+    /// ([`CtrData::check`]); libtorch errors.
     pub fn batch(&self, data: &CtrData, samples: &[CtrSample]) -> Result<ExpertBatch> {
         if samples.is_empty() {
             return Err(ElcorecError::Config("an empty GAT batch".into()));
+        }
+        for s in samples {
+            data.check(s)?;
         }
         let opts = SampleGraphOptions::default();
         let codes = &data.features.item_codes;

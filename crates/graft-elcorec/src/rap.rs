@@ -123,8 +123,10 @@ impl RapBuilder {
     /// The RAP prompt of `s`.
     ///
     /// # Errors
-    /// Retrieval and template errors.
+    /// [`crate::ElcorecError::Sample`] for a sample that does not fit
+    /// `data` ([`CtrData::check`]); retrieval and template errors.
     pub fn prompt(&self, data: &CtrData, s: &CtrSample) -> Result<RapPrompt> {
+        data.check(s)?;
         let history = data.history(s);
         let retrieved: Vec<_> = self
             .retrieved_positions(data, s)?

@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use graft_data::synthetic::{planted_clusters, SyntheticConfig};
-use graft_elcorec::config::{GatActivation, GatExpertConfig, SampleConfig};
-use graft_elcorec::{CtrData, GatExpert};
+use graft_data::CtrSample;
+use graft_elcorec::classic::ClassicCtr;
+use graft_elcorec::config::{ClassicConfig, GatActivation, GatExpertConfig, SampleConfig};
+use graft_elcorec::{CtrData, ElcorecError, GatExpert};
 use graft_prompt::rap::Domain;
 use tch::{Device, Tensor};
 
@@ -248,4 +250,47 @@ fn ctr_data_follows_the_split_settings_of_its_config() {
         .train
         .iter()
         .all(|s| s.label == (s.rating >= 5.0)));
+}
+
+#[test]
+fn malformed_samples_are_errors_naming_the_sample() {
+    let _rng = global_rng();
+    let mut data = data();
+    let expert = GatExpert::new(&data, &GatExpertConfig::default(), Device::Cpu).unwrap();
+    let classic = ClassicCtr::new(&data, &ClassicConfig::default(), Device::Cpu);
+    let good = data.test[0];
+    assert!(data.check(&good).is_ok());
+    let off_scale = CtrSample {
+        rating: 7.0,
+        ..good
+    };
+    let unknown_item = CtrSample {
+        item: 10_000,
+        ..good
+    };
+    for (s, want) in [
+        (off_scale, "rating 7 is outside [0, 5]"),
+        (unknown_item, "item #10000 is not one of the 45 items"),
+    ] {
+        for err in [
+            expert.batch(&data, &[good, s]).unwrap_err(),
+            classic.batch(&data, &[s]).unwrap_err(),
+        ] {
+            let msg = err.to_string();
+            assert!(matches!(err, ElcorecError::Sample { .. }), "{msg}");
+            assert!(msg.contains(want), "{msg}");
+            assert!(
+                msg.contains(&format!("position {}", good.position)),
+                "{msg}"
+            );
+        }
+    }
+    // A history item unknown to the vocabulary (a sequence edited by hand).
+    let seq = &mut data.split.sequences[good.user as usize];
+    seq[0].item = 999;
+    let msg = expert.batch(&data, &[good]).unwrap_err().to_string();
+    assert!(
+        msg.contains("history entry 0: item #999 is unknown"),
+        "{msg}"
+    );
 }
