@@ -19,7 +19,9 @@ use std::time::Instant;
 
 use clap::Parser;
 use graft::data::{Format, LoadOptions};
-use graft_elcorec::config::{ClassicConfig, GatExpertConfig, LlmConfig, LlmVariant, SampleConfig};
+use graft_elcorec::config::{
+    ClassicConfig, GatExpertConfig, KeptWeights, LlmConfig, LlmVariant, SampleConfig,
+};
 use graft_elcorec::pipeline::{bootstrap, pretrain_gat, run_classic, run_llm, Runtime};
 use graft_elcorec::rap::{item_embeddings, RapBuilder};
 use graft_elcorec::report::{markdown_table, paired_markdown, paired_readings, paper_auc};
@@ -75,8 +77,9 @@ struct Args {
     /// Validation samples (a seeded subset) for model selection.
     #[arg(long, default_value_t = 1000)]
     valid_samples: usize,
-    /// Of those, how many the LLM is validated on during training.
-    #[arg(long, default_value_t = 200)]
+    /// Of those, how many the LLM is validated on during training (with
+    /// `--keep best`).
+    #[arg(long, default_value_t = 1000)]
     llm_valid_samples: usize,
     /// Test samples (a seeded subset), the same for every model.
     #[arg(long, default_value_t = 2000)]
@@ -87,21 +90,33 @@ struct Args {
     /// Optimizer steps of each LLM variant at most.
     #[arg(long, default_value_t = 100_000)]
     max_steps: u64,
+    /// Passes over the LLM training samples (official 1); the learning
+    /// rate decays over them.
+    #[arg(long, default_value_t = 1)]
+    epochs: u32,
+    /// LLM learning-rate decay: linear (official), cosine or constant.
+    #[arg(long, default_value = "linear")]
+    lr_decay: graft_train::LrDecay,
+    /// Which LLM weights score the test samples: last (official) or best
+    /// (validation AUC every --eval-every steps).
+    #[arg(long, default_value = "last")]
+    keep: String,
     /// Prompts per LLM forward pass.
     #[arg(long, default_value_t = 4)]
     micro_batch: usize,
-    /// Micro-batches per LLM optimizer step.
-    #[arg(long, default_value_t = 4)]
+    /// Micro-batches per LLM optimizer step (4 x 16 = 64 prompts a step;
+    /// official 256).
+    #[arg(long, default_value_t = 16)]
     accumulation: usize,
-    /// LLM learning rate (LoRA and projection).
-    #[arg(long, default_value_t = 3e-4)]
+    /// LLM learning rate (LoRA and projection; official 1e-3).
+    #[arg(long, default_value_t = 1e-3)]
     lr: f64,
     /// Run the frozen SmolLM2's block projections in bf16 (1.5-2.2x faster
     /// per step measured on CPUs with AVX512-BF16 or AMX; likely slower on
     /// CPUs without them).
     #[arg(long)]
     bf16: bool,
-    /// LLM validation every this many steps.
+    /// LLM validation every this many steps (with `--keep best`).
     #[arg(long, default_value_t = 50)]
     eval_every: u64,
     /// GAT pre-training epochs at most (official 10; validation AUC on the
@@ -169,6 +184,11 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             })?);
         }
     }
+    let keep = match args.keep.as_str() {
+        "last" => KeptWeights::Last,
+        "best" => KeptWeights::BestValidation,
+        k => return Err(format!("unknown --keep {k:?} (last, best)").into()),
+    };
     let llm_expert = GatExpertConfig::from_name(&args.expert)
         .ok_or_else(|| format!("unknown expert {:?}", args.expert))?;
     let format = match args.format {
@@ -280,8 +300,11 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
                 variant: *v,
                 micro_batch: args.micro_batch,
                 accumulation: args.accumulation,
+                epochs: Some(args.epochs),
                 max_steps: args.max_steps,
                 max_seconds: Some(args.budget_minutes * 60.0),
+                lr_decay: args.lr_decay,
+                keep,
                 eval_every: args.eval_every,
                 valid_samples: args.llm_valid_samples,
                 optimizer: graft_train::AdamWConfig {

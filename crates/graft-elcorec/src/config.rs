@@ -6,7 +6,7 @@ use graft_data::CtrConfig;
 use graft_lora::LoraConfig;
 use graft_prompt::rap::RapVariant;
 pub use graft_propagate::gat::GatActivation;
-use graft_train::AdamWConfig;
+use graft_train::{AdamWConfig, LrDecay};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ElcorecError, Result};
@@ -317,7 +317,24 @@ impl LlmVariant {
     }
 }
 
+/// Which weights of a fine-tuning run score the test samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeptWeights {
+    /// The last step's (the official code: no validation, the final
+    /// checkpoint).
+    #[default]
+    Last,
+    /// The best validation AUC's, validated every `eval_every` steps.
+    BestValidation,
+}
+
 /// The LLM stage: prompt, LoRA, projection and fine-tuning.
+///
+/// The defaults follow the official `finetune_mymodel.py` where the CPU
+/// allows: AdamW lr 1e-3 decayed linearly to zero over one epoch of the
+/// training samples, no weight decay, the last weights kept; the effective
+/// batch is 64 prompts (4 x 16 accumulated) where the official one is 256.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LlmConfig {
@@ -335,20 +352,34 @@ pub struct LlmConfig {
     pub answers: (String, String),
     /// Prompts per forward pass.
     pub micro_batch: usize,
-    /// Micro-batches per optimizer step.
+    /// Micro-batches per optimizer step (the effective batch is
+    /// `micro_batch * accumulation`; official 256 prompts).
     pub accumulation: usize,
+    /// Passes over the LLM's training samples (official 1): the step
+    /// budget is `epochs * samples / batch` (whole batches, at least one),
+    /// capped by `max_steps`. `None`: `max_steps` alone.
+    pub epochs: Option<u32>,
     /// Optimizer steps at most.
     pub max_steps: u64,
     /// Wall-clock budget of training in seconds (over resumed segments).
     pub max_seconds: Option<f64>,
-    /// Validation AUC every this many steps (best weights kept).
+    /// Learning-rate decay after `warmup_steps` over the step budget
+    /// (official: linear to zero, no warm-up).
+    pub lr_decay: LrDecay,
+    /// Linear warm-up steps.
+    pub warmup_steps: u64,
+    /// Which weights score the test samples: the last (official; validated
+    /// once when training stops, for the record) or the best validation AUC.
+    pub keep: KeptWeights,
+    /// Validation AUC every this many steps (with [`KeptWeights::BestValidation`]).
     pub eval_every: u64,
     /// Checkpoint every this many steps.
     pub checkpoint_every: u64,
     /// Validation samples used during training (the first of the
     /// validation subset).
     pub valid_samples: usize,
-    /// AdamW of the LoRA adapters and the projection.
+    /// AdamW of the LoRA adapters and the projection (official: lr 1e-3,
+    /// no weight decay).
     pub optimizer: AdamWConfig,
     /// Gradient clipping.
     pub clip_norm: Option<f64>,
@@ -371,14 +402,18 @@ impl Default for LlmConfig {
             cue: "\nAnswer:".into(),
             answers: (" Yes".into(), " No".into()),
             micro_batch: 4,
-            accumulation: 4,
-            max_steps: 1000,
+            accumulation: 16,
+            epochs: Some(1),
+            max_steps: 100_000,
             max_seconds: None,
+            lr_decay: LrDecay::Linear,
+            warmup_steps: 0,
+            keep: KeptWeights::Last,
             eval_every: 50,
             checkpoint_every: 10,
-            valid_samples: 200,
+            valid_samples: 1000,
             optimizer: AdamWConfig {
-                lr: 3e-4,
+                lr: 1e-3,
                 weight_decay: 0.0,
                 ..AdamWConfig::default()
             },
@@ -390,6 +425,22 @@ impl Default for LlmConfig {
 }
 
 impl LlmConfig {
+    /// Prompts per optimizer step.
+    pub fn batch(&self) -> usize {
+        self.micro_batch * self.accumulation
+    }
+
+    /// The step budget over `n_train` training prompts: `epochs` passes of
+    /// whole batches (at least one step), capped by `max_steps`.
+    pub fn total_steps(&self, n_train: usize) -> u64 {
+        match self.epochs {
+            Some(e) => {
+                ((n_train / self.batch().max(1)).max(1) as u64 * u64::from(e)).min(self.max_steps)
+            }
+            None => self.max_steps,
+        }
+    }
+
     /// Checks the values' domains.
     ///
     /// # Errors
@@ -404,6 +455,9 @@ impl LlmConfig {
         }
         if self.valid_samples == 0 {
             return bad("valid_samples must be positive");
+        }
+        if self.epochs == Some(0) || self.max_steps == 0 {
+            return bad("epochs and max_steps must be positive");
         }
         if self.answers.0 == self.answers.1 {
             return bad("the two answers must differ");

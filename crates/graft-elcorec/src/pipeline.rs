@@ -9,13 +9,13 @@ use std::time::Instant;
 use graft_data::CtrSample;
 use graft_lm::Llama;
 use graft_metrics::{ctr_report, BootstrapConfig, CtrReport, DEFAULT_LOG_LOSS_EPS};
-use graft_train::{restore_best, AdamW, LoopConfig, RunDir, TrainSummary, TrainTask};
+use graft_train::{restore_best, AdamW, LoopConfig, LrSchedule, RunDir, TrainSummary, TrainTask};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tokenizers::Tokenizer;
 
 use crate::classic::{ClassicCtr, ClassicTrainer};
-use crate::config::{ClassicConfig, GatExpertConfig, LlmConfig};
+use crate::config::{ClassicConfig, GatExpertConfig, KeptWeights, LlmConfig};
 use crate::data::CtrData;
 use crate::error::Result;
 use crate::expert::{GatExpert, GatPretrainer};
@@ -35,6 +35,10 @@ pub struct CtrResult {
     pub training: TrainSummary,
     /// Samples the model was trained on.
     pub train_samples: usize,
+    /// Samples (prompts, for an LLM) seen in training: steps times the
+    /// batch (0 in files written before it was stored).
+    #[serde(default)]
+    pub samples_seen: u64,
     /// Trainable parameters.
     pub parameters: i64,
     /// Seconds spent scoring the test subset.
@@ -96,12 +100,14 @@ fn fit<T: TrainTask>(
 }
 
 /// Scores the test subset with `predict`, writes `metrics.json`.
+#[allow(clippy::too_many_arguments)] // the parts of one result
 fn finish(
     run: &RunDir,
     model: &str,
     test: &[CtrSample],
     training: TrainSummary,
     train_samples: usize,
+    batch: usize,
     parameters: i64,
     predict: impl FnOnce() -> Result<Vec<f64>>,
 ) -> Result<CtrResult> {
@@ -112,6 +118,7 @@ fn finish(
     let result = CtrResult {
         model: model.to_owned(),
         test: ctr_report(&labels, &p, DEFAULT_LOG_LOSS_EPS, Some(&bootstrap()))?,
+        samples_seen: training.steps * batch as u64,
         training,
         train_samples,
         parameters,
@@ -165,6 +172,7 @@ pub fn pretrain_gat(
         &data.test,
         training,
         data.split.train.len(),
+        cfg.batch_size.min(data.split.train.len()),
         n_params,
         || expert.predict(data, &data.test),
     )?;
@@ -211,6 +219,7 @@ pub fn run_classic(
         &data.test,
         training,
         data.split.train.len(),
+        cfg.batch_size.min(data.split.train.len()),
         n_params,
         || model.predict(data, &data.test),
     )
@@ -285,27 +294,36 @@ pub fn run_llm(
     let llm = CtrLlm::new(llama, tok, cfg, expert.map(GatExpert::dim))?;
     let train_samples = data.llm_train();
     let train = prompt_set(&llm, rap, data, expert, &train_samples)?;
+    // With the last weights kept, the loop still validates once when
+    // training stops: recorded in the log, not used to choose anything.
     let valid = prompt_set(&llm, rap, data, expert, &data.valid)?.head(cfg.valid_samples)?;
     let params = llm.named_parameters();
     let n_params = count(&params);
     let mut opt = AdamW::new(cfg.optimizer.clone(), params)?;
+    let total = cfg.total_steps(train.len());
+    let best = cfg.keep == KeptWeights::BestValidation;
     let lc = LoopConfig {
-        max_steps: cfg.max_steps,
+        max_steps: total,
         accumulation: cfg.accumulation,
-        eval_every: Some(cfg.eval_every),
+        eval_every: best.then_some(cfg.eval_every),
         checkpoint_every: cfg.checkpoint_every,
         max_seconds: cfg.max_seconds,
         clip_norm: cfg.clip_norm,
         patience: None,
         seed: cfg.seed,
-        schedule: None,
+        schedule: Some(LrSchedule {
+            base_lr: cfg.optimizer.lr,
+            warmup_steps: cfg.warmup_steps,
+            decay: cfg.lr_decay,
+            total_steps: total,
+        }),
     };
-    let training = fit(
-        &mut LlmTrainer::new(&llm, &train, &valid),
-        &mut opt,
-        &run,
-        &lc,
-    )?;
+    let mut task = LlmTrainer::new(&llm, &train, &valid);
+    let training = if best {
+        fit(&mut task, &mut opt, &run, &lc)?
+    } else {
+        TrainSummary::from(&graft_train::train(&mut task, &mut opt, &run, &lc)?)
+    };
     let test = prompt_set(&llm, rap, data, expert, &data.test)?;
     finish(
         &run,
@@ -313,6 +331,7 @@ pub fn run_llm(
         &data.test,
         training,
         train.len(),
+        cfg.batch(),
         n_params,
         || llm.predict(&test.prompts, test.gat.as_ref(), rt.progress),
     )

@@ -34,21 +34,23 @@ fn ci(c: Option<&graft_metrics::ConfidenceInterval>) -> String {
 }
 
 /// A markdown table: model, AUC and LogLoss with 95% CIs, training
-/// samples, steps and seconds, test seconds.
+/// samples, samples (prompts) seen in training, steps and seconds, test
+/// seconds.
 pub fn markdown_table(results: &[CtrResult]) -> String {
     let mut s = String::from(
-        "| model | AUC [95% CI] | LogLoss [95% CI] | train samples | steps | train s | test s |\n|---|---|---|---|---|---|---|\n",
+        "| model | AUC [95% CI] | LogLoss [95% CI] | train samples | seen in training | steps | train s | test s |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let _ = writeln!(
             s,
-            "| {} | {:.4}{} | {:.4}{} | {} | {} | {:.0} | {:.0} |",
+            "| {} | {:.4}{} | {:.4}{} | {} | {} | {} | {:.0} | {:.0} |",
             r.model,
             r.test.auc,
             ci(r.test.auc_ci.as_ref()),
             r.test.log_loss,
             ci(r.test.log_loss_ci.as_ref()),
             r.train_samples,
+            r.samples_seen,
             r.training.steps,
             r.training.seconds,
             r.test_seconds

@@ -316,7 +316,12 @@ fn llm_variants_train_score_and_resume_from_metrics() {
     };
     let (expert, _) = pretrain_gat(&data, &gat_cfg, &dir.path().join("gat"), rt()).expect("gat");
     for v in [LlmVariant::Elcorec, LlmVariant::NoGatToken] {
-        let cfg = llm_cfg(v);
+        let mut cfg = llm_cfg(v);
+        if v == LlmVariant::Elcorec {
+            // One epoch of the 48 training prompts in steps of 4: 12 steps
+            // (the official budget), the learning rate decaying linearly.
+            cfg.max_steps = 1000;
+        }
         let run_dir = dir.path().join(v.name());
         let r = run_llm(
             &data,
@@ -331,7 +336,22 @@ fn llm_variants_train_score_and_resume_from_metrics() {
         .expect("llm run");
         assert_eq!(r.model, v.name());
         assert_eq!(r.test.n, data.test.len());
-        assert_eq!(r.training.steps, 4);
+        let steps = if v == LlmVariant::Elcorec { 12 } else { 4 };
+        assert_eq!(r.training.steps, steps);
+        assert_eq!(r.samples_seen, steps * 4);
+        assert_eq!(r.probabilities.len(), data.test.len());
+        if v == LlmVariant::Elcorec {
+            let lrs: Vec<f64> = std::fs::read_to_string(run_dir.join("log.jsonl"))
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|j| j["lr"].as_f64())
+                .collect();
+            assert_eq!(lrs.len(), 12);
+            assert!((lrs[0] - 1e-3).abs() < 1e-12, "{lrs:?}");
+            assert!((lrs[11] - 1e-3 / 12.0).abs() < 1e-12, "{lrs:?}");
+            assert!(lrs.windows(2).all(|w| w[1] < w[0]), "{lrs:?}");
+        }
         assert!((0.0..=1.0).contains(&r.test.auc) && r.test.log_loss.is_finite());
         assert!(
             run_dir.join("metrics.json").is_file() && run_dir.join("best.safetensors").is_file()
