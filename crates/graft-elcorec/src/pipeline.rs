@@ -58,9 +58,17 @@ pub fn bootstrap() -> BootstrapConfig {
     BootstrapConfig::new(1000, 0.95, 0)
 }
 
-/// The stored result of a finished run directory.
-fn finished(run: &RunDir) -> Result<Option<CtrResult>> {
-    Ok(run.read_json("metrics")?)
+/// The stored result of a finished run directory; `samples_seen` is filled
+/// in from the steps and the run's `batch` for files written before it was
+/// stored.
+fn finished(run: &RunDir, batch: usize) -> Result<Option<CtrResult>> {
+    let done: Option<CtrResult> = run.read_json("metrics")?;
+    Ok(done.map(|mut r| {
+        if r.samples_seen == 0 {
+            r.samples_seen = r.training.steps * batch as u64;
+        }
+        r
+    }))
 }
 
 /// The sample settings a GAT or classic run depends on (not the LLM's
@@ -146,7 +154,7 @@ pub fn pretrain_gat(
         &serde_json::json!({ "gat": cfg, "samples": shared_samples(data), "dataset": data.dataset.name }),
     )?;
     let expert = GatExpert::new(data, cfg, rt.device)?;
-    if let Some(done) = finished(&run)? {
+    if let Some(done) = finished(&run, cfg.batch_size.min(data.split.train.len()))? {
         expert.load(&run_dir.join(graft_train::train::BEST_FILE))?;
         return Ok((expert, done));
     }
@@ -193,7 +201,7 @@ pub fn run_classic(
         run_dir,
         &serde_json::json!({ "classic": cfg, "samples": shared_samples(data), "dataset": data.dataset.name }),
     )?;
-    if let Some(done) = finished(&run)? {
+    if let Some(done) = finished(&run, cfg.batch_size.min(data.split.train.len()))? {
         return Ok(done);
     }
     let model = ClassicCtr::new(data, cfg, rt.device);
@@ -278,7 +286,7 @@ pub fn run_llm(
         run_dir,
         &serde_json::json!({ "llm": cfg, "rap": rap.config(), "samples": data.config, "dataset": data.dataset.name, "expert": expert_cfg }),
     )?;
-    if let Some(done) = finished(&run)? {
+    if let Some(done) = finished(&run, cfg.batch())? {
         return Ok(done);
     }
     let expert = if cfg.variant.gat_token() {
