@@ -20,9 +20,9 @@ use std::time::Instant;
 use clap::Parser;
 use graft::data::{Format, LoadOptions};
 use graft_elcorec::config::{
-    ClassicConfig, GatExpertConfig, KeptWeights, LlmConfig, LlmVariant, SampleConfig,
+    ClassicConfig, DinConfig, GatExpertConfig, KeptWeights, LlmConfig, LlmVariant, SampleConfig,
 };
-use graft_elcorec::pipeline::{bootstrap, pretrain_gat, run_classic, run_llm, Runtime};
+use graft_elcorec::pipeline::{bootstrap, pretrain_gat, run_classic, run_din, run_llm, Runtime};
 use graft_elcorec::rap::{item_embeddings, RapBuilder};
 use graft_elcorec::report::{markdown_table, paired_markdown, paired_readings, paper_auc};
 use graft_elcorec::{CtrData, GatExpert};
@@ -55,14 +55,14 @@ struct Args {
     /// default they are no samples.
     #[arg(long)]
     keep_implicit: bool,
-    /// Models, comma-separated: lr, fm, elcorec, no-gat-token, no-rap,
+    /// Models, comma-separated: lr, fm, din, elcorec, no-gat-token, no-rap,
     /// retrieval-only, and GAT experts: gat (the official design) and gat
     /// followed by options beyond it, -self (self term), -scaled (scaled
     /// cosine), -elu (ELU between layers), -no-user-id, e.g. gat-self-scaled.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "lr,fm,gat,elcorec,no-gat-token,no-rap"
+        default_value = "lr,fm,din,gat,elcorec,no-gat-token,no-rap"
     )]
     models: Vec<String>,
     /// History items in each GAT graph (paper 15).
@@ -178,9 +178,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     for m in &args.models {
         if let Some(cfg) = GatExpertConfig::from_name(m) {
             experts.push(cfg);
-        } else if !["lr", "fm"].contains(&m.as_str()) {
+        } else if !["lr", "fm", "din"].contains(&m.as_str()) {
             variants.push(LlmVariant::from_name(m).ok_or_else(|| {
-                format!("unknown model {m:?} (lr, fm, gat[-self][-scaled][-elu][-no-user-id], elcorec, no-gat-token, no-rap, retrieval-only)")
+                format!("unknown model {m:?} (lr, fm, din, gat[-self][-scaled][-elu][-no-user-id], elcorec, no-gat-token, no-rap, retrieval-only)")
             })?);
         }
     }
@@ -254,6 +254,15 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             println!("training {name} on all {} train samples", sizes.train);
             results.push(run_classic(&data, &cfg, &args.out.join(name), rt)?);
         }
+    }
+    if args.models.iter().any(|m| m == "din") {
+        let cfg = DinConfig {
+            history: args.k_gat,
+            seed: args.seed,
+            ..DinConfig::default()
+        };
+        println!("training din on all {} train samples", sizes.train);
+        results.push(run_din(&data, &cfg, &args.out.join("din"), rt)?);
     }
     // The LLM's expert is trained (or read back) even when it is not a row.
     let mut to_train: Vec<(GatExpertConfig, bool)> =

@@ -5,13 +5,13 @@
 //! items, both scaled to [0, 1]).
 
 use graft_data::CtrSample;
-use graft_train::TrainTask;
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
+use crate::baseline::CtrBaseline;
 use crate::config::ClassicConfig;
-use crate::data::{CtrData, EpochOrder};
-use crate::error::{task_err, valid_auc, Result};
+use crate::data::CtrData;
+use crate::error::Result;
 use crate::expert::bce_with_logits;
 
 /// Numeric features per sample.
@@ -77,22 +77,6 @@ impl ClassicCtr {
             factors,
             k_gat: data.config.k_gat,
         }
-    }
-
-    /// `"lr"` or `"fm"`.
-    pub fn name(&self) -> &'static str {
-        if self.factors.is_some() {
-            "fm"
-        } else {
-            "lr"
-        }
-    }
-
-    /// Trainable tensors by name, sorted.
-    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
     }
 
     /// Field rows and numeric features of `samples`.
@@ -174,12 +158,38 @@ impl ClassicCtr {
         }
         Ok(out)
     }
+}
 
-    /// Click probabilities of `samples`.
-    ///
-    /// # Errors
-    /// libtorch errors.
-    pub fn predict(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Vec<f64>> {
+impl CtrBaseline for ClassicCtr {
+    /// `"lr"` or `"fm"`.
+    fn name(&self) -> &'static str {
+        if self.factors.is_some() {
+            "fm"
+        } else {
+            "lr"
+        }
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+
+    fn seed(&self) -> u64 {
+        self.cfg.seed
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn loss(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Tensor> {
+        let b = self.batch(data, samples)?;
+        bce_with_logits(&self.logits(&b)?, &b.labels)
+    }
+
+    fn predict(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Vec<f64>> {
         let _guard = tch::no_grad_guard();
         let mut out = Vec::with_capacity(samples.len());
         for chunk in samples.chunks(4096) {
@@ -189,56 +199,5 @@ impl ClassicCtr {
             )?);
         }
         Ok(out)
-    }
-
-    /// Optimizer steps per pass over the train split.
-    pub fn steps_per_epoch(&self, data: &CtrData) -> u64 {
-        (data.split.train.len().div_ceil(self.cfg.batch_size.max(1))).max(1) as u64
-    }
-}
-
-/// graft-train's task for the classic models: epochs of shuffled batches,
-/// validation AUC.
-pub struct ClassicTrainer<'a> {
-    model: &'a ClassicCtr,
-    data: &'a CtrData,
-    order: EpochOrder,
-}
-
-impl<'a> ClassicTrainer<'a> {
-    /// The task over `data.split.train`, validated on `data.valid`.
-    pub fn new(model: &'a ClassicCtr, data: &'a CtrData) -> Self {
-        Self {
-            model,
-            data,
-            order: EpochOrder::new(data.split.train.len(), model.cfg.seed),
-        }
-    }
-}
-
-impl TrainTask for ClassicTrainer<'_> {
-    fn loss(&mut self, step: u64, _micro: usize) -> graft_train::Result<Tensor> {
-        let per_epoch = self.model.steps_per_epoch(self.data);
-        let (epoch, k) = (step / per_epoch, (step % per_epoch) as usize);
-        let train = &self.data.split.train;
-        let bs = self.model.cfg.batch_size.max(1);
-        let end = ((k + 1) * bs).min(train.len());
-        let samples: Vec<CtrSample> = self.order.get(epoch)[k * bs..end]
-            .iter()
-            .map(|&i| train[i])
-            .collect();
-        let run = || -> Result<Tensor> {
-            let b = self.model.batch(self.data, &samples)?;
-            bce_with_logits(&self.model.logits(&b)?, &b.labels)
-        };
-        run().map_err(task_err)
-    }
-
-    fn evaluate(&mut self, _step: u64) -> graft_train::Result<f64> {
-        let p = self
-            .model
-            .predict(self.data, &self.data.valid)
-            .map_err(task_err)?;
-        valid_auc(&CtrData::labels(&self.data.valid), &p)
     }
 }

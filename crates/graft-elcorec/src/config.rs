@@ -467,6 +467,68 @@ impl LlmConfig {
     }
 }
 
+/// DIN (Zhou et al., KDD 2018), the deep CTR baseline: target attention
+/// over the most recent history items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DinConfig {
+    /// Width of every field embedding.
+    pub dim: usize,
+    /// History items attended: the most recent (default 15, the paper's K).
+    pub history: usize,
+    /// Hidden widths of the attention unit (DIN: 80, 40).
+    pub attention_hidden: Vec<usize>,
+    /// Hidden widths of the output MLP (DIN: 200, 80).
+    pub hidden: Vec<usize>,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Passes over the train split at most.
+    pub max_epochs: usize,
+    /// Stop after this many epochs without a better validation AUC.
+    pub patience: usize,
+    /// AdamW.
+    pub optimizer: AdamWConfig,
+    /// Seed of the initialisation and the batch order.
+    pub seed: u64,
+}
+
+impl Default for DinConfig {
+    fn default() -> Self {
+        Self {
+            dim: 16,
+            history: 15,
+            attention_hidden: vec![80, 40],
+            hidden: vec![200, 80],
+            batch_size: 512,
+            max_epochs: 20,
+            patience: 2,
+            optimizer: AdamWConfig {
+                lr: 1e-3,
+                weight_decay: 1e-5,
+                ..AdamWConfig::default()
+            },
+            seed: 0,
+        }
+    }
+}
+
+impl DinConfig {
+    /// Checks the values' domains.
+    ///
+    /// # Errors
+    /// [`ElcorecError::Config`] naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(ElcorecError::Config(format!("DinConfig: {m}")));
+        if self.dim == 0 || self.history == 0 || self.batch_size == 0 || self.max_epochs == 0 {
+            return bad("dim, history, batch_size and max_epochs must be positive");
+        }
+        if self.attention_hidden.contains(&0) || self.hidden.contains(&0) {
+            return bad("hidden widths must be positive");
+        }
+        Ok(())
+    }
+}
+
 /// The classic CTR baselines on the same fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -34,9 +34,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod baseline;
 pub mod classic;
 pub mod config;
 pub mod data;
+pub mod din;
 pub mod error;
 pub mod expert;
 pub mod llm;
@@ -44,10 +46,14 @@ pub mod pipeline;
 pub mod rap;
 pub mod report;
 
-pub use config::{ClassicConfig, GatExpertConfig, LlmConfig, LlmVariant, SampleConfig};
+pub use baseline::CtrBaseline;
+pub use config::{
+    ClassicConfig, DinConfig, GatExpertConfig, KeptWeights, LlmConfig, LlmVariant, SampleConfig,
+};
 pub use data::CtrData;
+pub use din::Din;
 pub use error::{ElcorecError, Result};
 pub use expert::GatExpert;
 pub use llm::CtrLlm;
-pub use pipeline::{pretrain_gat, run_classic, run_llm, CtrResult, Runtime};
+pub use pipeline::{pretrain_gat, run_classic, run_din, run_llm, CtrResult, Runtime};
 pub use rap::RapBuilder;

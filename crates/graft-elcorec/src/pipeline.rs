@@ -9,14 +9,18 @@ use std::time::Instant;
 use graft_data::CtrSample;
 use graft_lm::Llama;
 use graft_metrics::{ctr_report, BootstrapConfig, CtrReport, DEFAULT_LOG_LOSS_EPS};
-use graft_train::{restore_best, AdamW, LoopConfig, LrSchedule, RunDir, TrainSummary, TrainTask};
+use graft_train::{
+    restore_best, AdamW, AdamWConfig, LoopConfig, LrSchedule, RunDir, TrainSummary, TrainTask,
+};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tokenizers::Tokenizer;
 
-use crate::classic::{ClassicCtr, ClassicTrainer};
-use crate::config::{ClassicConfig, GatExpertConfig, KeptWeights, LlmConfig};
+use crate::baseline::{CtrBaseline, EpochTrainer};
+use crate::classic::ClassicCtr;
+use crate::config::{ClassicConfig, DinConfig, GatExpertConfig, KeptWeights, LlmConfig};
 use crate::data::CtrData;
+use crate::din::Din;
 use crate::error::Result;
 use crate::expert::{GatExpert, GatPretrainer};
 use crate::llm::{CtrLlm, LlmTrainer, PromptSet};
@@ -197,37 +201,66 @@ pub fn run_classic(
     run_dir: &Path,
     rt: Runtime,
 ) -> Result<CtrResult> {
-    let run = RunDir::create(
-        run_dir,
-        &serde_json::json!({ "classic": cfg, "samples": shared_samples(data), "dataset": data.dataset.name }),
-    )?;
-    if let Some(done) = finished(&run, cfg.batch_size.min(data.split.train.len()))? {
+    let config = serde_json::json!({ "classic": cfg, "samples": shared_samples(data), "dataset": data.dataset.name });
+    let epochs = (cfg.max_epochs, cfg.patience);
+    run_baseline(data, &config, epochs, &cfg.optimizer, run_dir, || {
+        Ok(ClassicCtr::new(data, cfg, rt.device))
+    })
+}
+
+/// Trains and scores DIN.
+///
+/// # Errors
+/// Any failure of the parts.
+pub fn run_din(data: &CtrData, cfg: &DinConfig, run_dir: &Path, rt: Runtime) -> Result<CtrResult> {
+    let config = serde_json::json!({ "din": cfg, "samples": shared_samples(data), "dataset": data.dataset.name });
+    let epochs = (cfg.max_epochs, cfg.patience);
+    run_baseline(data, &config, epochs, &cfg.optimizer, run_dir, || {
+        Din::new(data, cfg, rt.device)
+    })
+}
+
+/// Trains a [`CtrBaseline`] in `run_dir` (or reads back a finished run):
+/// at most `max_epochs` epochs, validation every epoch, stopping after
+/// `patience` epochs without a better AUC; the best weights score the test
+/// subset.
+fn run_baseline<M: CtrBaseline>(
+    data: &CtrData,
+    config: &serde_json::Value,
+    (max_epochs, patience): (usize, usize),
+    optimizer: &AdamWConfig,
+    run_dir: &Path,
+    build: impl FnOnce() -> Result<M>,
+) -> Result<CtrResult> {
+    let run = RunDir::create(run_dir, config)?;
+    let model = build()?;
+    let batch = model.batch_size().min(data.split.train.len());
+    if let Some(done) = finished(&run, batch)? {
         return Ok(done);
     }
-    let model = ClassicCtr::new(data, cfg, rt.device);
     let params = model.named_parameters();
     let n_params = count(&params);
-    let mut opt = AdamW::new(cfg.optimizer.clone(), params)?;
+    let mut opt = AdamW::new(optimizer.clone(), params)?;
     let per_epoch = model.steps_per_epoch(data);
     let lc = LoopConfig {
-        max_steps: per_epoch * cfg.max_epochs as u64,
+        max_steps: per_epoch * max_epochs as u64,
         accumulation: 1,
         eval_every: Some(per_epoch),
         checkpoint_every: per_epoch,
         max_seconds: None,
         clip_norm: None,
-        patience: Some(cfg.patience),
-        seed: cfg.seed,
+        patience: Some(patience),
+        seed: model.seed(),
         schedule: None,
     };
-    let training = fit(&mut ClassicTrainer::new(&model, data), &mut opt, &run, &lc)?;
+    let training = fit(&mut EpochTrainer::new(&model, data), &mut opt, &run, &lc)?;
     finish(
         &run,
         model.name(),
         &data.test,
         training,
         data.split.train.len(),
-        cfg.batch_size.min(data.split.train.len()),
+        batch,
         n_params,
         || model.predict(data, &data.test),
     )

@@ -117,9 +117,9 @@ impl PairedCtr {
 }
 
 /// The comparisons the ELCoRec readings need, among the rows present:
-/// every LLM variant with the GAT token against each expert row, against
-/// LR and against its ablations; each expert row against LR; each expert
-/// option row against the official expert (`gat`).
+/// `elcorec` against each expert row, LR, DIN and its ablations; each
+/// expert row against LR and DIN; each expert option row against the
+/// official expert (`gat`).
 ///
 /// # Errors
 /// As [`PairedCtr::new`].
@@ -132,12 +132,14 @@ pub fn paired_readings(results: &[CtrResult], boot: &BootstrapConfig) -> Result<
     let mut pairs: Vec<(&CtrResult, &CtrResult)> = Vec::new();
     if let Some(llm) = find("elcorec") {
         pairs.extend(experts.iter().map(|&e| (llm, e)));
-        for other in ["lr", "no-rap", "no-gat-token"] {
+        for other in ["lr", "din", "no-rap", "no-gat-token"] {
             pairs.extend(find(other).map(|o| (llm, o)));
         }
     }
-    if let Some(lr) = find("lr") {
-        pairs.extend(experts.iter().map(|&e| (e, lr)));
+    for baseline in ["lr", "din"] {
+        if let Some(b) = find(baseline) {
+            pairs.extend(experts.iter().map(|&e| (e, b)));
+        }
     }
     if let Some(official) = find("gat") {
         pairs.extend(

@@ -8,7 +8,7 @@ use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::CtrSample;
 use graft_elcorec::classic::ClassicCtr;
 use graft_elcorec::config::{ClassicConfig, GatActivation, GatExpertConfig, SampleConfig};
-use graft_elcorec::{CtrData, ElcorecError, GatExpert};
+use graft_elcorec::{CtrBaseline, CtrData, Din, DinConfig, ElcorecError, GatExpert};
 use graft_prompt::rap::Domain;
 use tch::{Device, Tensor};
 
@@ -293,4 +293,45 @@ fn malformed_samples_are_errors_naming_the_sample() {
         msg.contains("history entry 0: item #999 is unknown"),
         "{msg}"
     );
+}
+
+#[test]
+fn din_attends_to_history_items_only() {
+    let _rng = global_rng();
+    let data = data();
+    let din = Din::new(
+        &data,
+        &DinConfig {
+            history: 20,
+            ..DinConfig::default()
+        },
+        Device::Cpu,
+    )
+    .unwrap();
+    // Samples have 5 to 11 earlier items: the rest of the 20 slots are padding.
+    let samples = &data.test[..4];
+    let b = din.batch(&data, samples).unwrap();
+    let w = din.attention_weights(&b).unwrap();
+    assert_eq!(w.size(), vec![4, 20]);
+    for (k, s) in samples.iter().enumerate() {
+        let n = data.recent(s, 20).len() as i64;
+        let row = w.get(k as i64);
+        let pad = row
+            .narrow(0, n, 20 - n)
+            .abs()
+            .sum(tch::Kind::Float)
+            .double_value(&[]);
+        assert_eq!(pad, 0.0, "sample {k}: padding has weight");
+        let real = row
+            .narrow(0, 0, n)
+            .abs()
+            .sum(tch::Kind::Float)
+            .double_value(&[]);
+        assert!(real > 0.0, "sample {k}: no weight on its {n} items");
+    }
+    assert!(din
+        .predict(&data, samples)
+        .unwrap()
+        .iter()
+        .all(|p| (0.0..=1.0).contains(p)));
 }

@@ -9,8 +9,10 @@
 use std::path::PathBuf;
 
 use graft_data::synthetic::{planted_clusters, SyntheticConfig};
-use graft_elcorec::config::{ClassicConfig, GatExpertConfig, LlmConfig, LlmVariant, SampleConfig};
-use graft_elcorec::pipeline::{pretrain_gat, prompt_set, run_classic, run_llm, Runtime};
+use graft_elcorec::config::{
+    ClassicConfig, DinConfig, GatExpertConfig, LlmConfig, LlmVariant, SampleConfig,
+};
+use graft_elcorec::pipeline::{pretrain_gat, prompt_set, run_classic, run_din, run_llm, Runtime};
 use graft_elcorec::report::{paired_markdown, paired_readings, PairedCtr};
 use graft_elcorec::{CtrData, CtrLlm, ElcorecError, RapBuilder};
 use graft_lm::Llama;
@@ -147,10 +149,25 @@ fn gat_and_fm_learn_the_planted_taste_clusters() {
         rt(),
     )
     .expect("lr");
+    let din = run_din(
+        &data,
+        &DinConfig {
+            history: 6,
+            batch_size: 64,
+            max_epochs: 30,
+            patience: 5,
+            ..DinConfig::default()
+        },
+        &dir.path().join("din"),
+        rt(),
+    )
+    .expect("din");
     eprintln!(
-        "AUC gat {:.3} fm {:.3} lr {:.3}",
-        gat.test.auc, fm.test.auc, lr.test.auc
+        "AUC gat {:.3} fm {:.3} lr {:.3} din {:.3}",
+        gat.test.auc, fm.test.auc, lr.test.auc, din.test.auc
     );
+    assert!(din.test.auc > 0.75, "DIN AUC {}", din.test.auc);
+    assert_eq!(din.model, "din");
     assert_eq!(gat.test.n, data.test.len());
     // The label is the user-cluster x item-cluster match: models with
     // interactions recover it, a linear model only through biases.
