@@ -351,28 +351,36 @@ fn smoothing() {
     assert_eq!(smooth(&with_nan, 2), vec![(0.0, 1.0), (3.0, 2.0)]);
 }
 
+/// A log-scale chart of a curve over four decades, and text-free pictures
+/// of both kinds, are written at the asked size. With `GRAFT_PLOT_KEEP=DIR`
+/// they are written to `DIR` (to look at them) instead of a temporary folder.
 #[test]
-fn no_text_pictures() {
-    let Ok(dirname) = std::env::var("GRAFT_PLOT_KEEP") else {
-        return;
-    };
-    let keep = Path::new(&dirname);
+fn log_y_and_text_free_pictures() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let keep = std::env::var_os("GRAFT_PLOT_KEEP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     let mut so = ScatterOptions::new(600, 300);
     so.text = false;
-    let _ = scatter_panels_png_with(
+    let scatter = scatter_panels_png_with(
         &keep.join("scatter_notext.png"),
         "t",
         &[cluster_panel("a", 1.0), cluster_panel("b", 0.5)],
         &so,
     )
     .expect("scatter");
+    assert!(!scatter.text);
+    assert_eq!(png_size(&keep.join("scatter_notext.png")), (600, 300));
     let mut lo = LineChartOptions::new(400, 300);
     lo.text = false;
-    let _ = line_chart_png_with(&keep.join("line_notext.png"), "t", "x", "y", &curves(), &lo)
+    let line = line_chart_png_with(&keep.join("line_notext.png"), "t", "x", "y", &curves(), &lo)
         .expect("line");
+    assert!(!line.text);
+    assert_eq!(png_size(&keep.join("line_notext.png")), (400, 300));
     let wide: Vec<(f64, f64)> = (0..200)
         .map(|s| (s as f64, 100.0 * (-(s as f64) / 20.0).exp()))
         .collect();
+    assert!(wide.last().expect("points").1 < 0.01, "four decades");
     let opts = LineChartOptions::new(500, 300).with_log_y(true);
     let _ = line_chart_png_with(
         &keep.join("line_log_wide.png"),
@@ -383,4 +391,5 @@ fn no_text_pictures() {
         &opts,
     )
     .expect("log");
+    assert_eq!(png_size(&keep.join("line_log_wide.png")), (500, 300));
 }
