@@ -85,13 +85,18 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     for s in r.skipped_examples.iter().take(3) {
         println!("  skipped {}:{}: {}", s.path.display(), s.line, s.reason);
     }
-    if let Some(item) = ds.item_info.first() {
+    if let (Some(item), Some(raw)) = (ds.item_info.first(), ds.items.raw(0)) {
+        let year = item
+            .year
+            .map_or_else(|| "unknown".to_owned(), |y| y.to_string());
         println!(
-            "item {:?}: title {:?}, genres {:?}, year {:?}",
-            ds.items.raw(0),
-            item.title,
-            item.genres,
-            item.year
+            "item {raw}: title \"{}\", genres {}, year {year}",
+            item.title.as_deref().unwrap_or("unknown"),
+            if item.genres.is_empty() {
+                "none".to_owned()
+            } else {
+                item.genres.join(", ")
+            },
         );
     }
 
@@ -173,7 +178,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         )?;
         let s = ctr.sizes();
         println!(
-            "\n## CTR samples (ELCoRec/ReLLa, label {:?}, min history {}, order {:?}): train {} ({:.1}% positive)  valid {}  test {} ({:.1}% positive)",
+            "\n## CTR samples (ELCoRec/ReLLa, label {}, min history {}, order {}): train {} ({:.1}% positive)  valid {}  test {} ({:.1}% positive)",
             ctr.label, ctr.config.min_history, ctr.order, s.train,
             100.0 * CtrSplit::positive_rate(&ctr.train), s.valid, s.test, 100.0 * CtrSplit::positive_rate(&ctr.test)
         );

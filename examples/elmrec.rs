@@ -351,9 +351,10 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             seed: args.seed,
             ..graft_baselines::SasRecConfig::default()
         });
+        let names: Vec<String> = bs.run.iter().map(ToString::to_string).collect();
         println!(
-            "baselines: {:?} (LightGCN-BPR and SASRec early-stopped on {} validation users)",
-            bs.run,
+            "baselines: {} (LightGCN-BPR and SASRec early-stopped on {} validation users)",
+            names.join(", "),
             valid.cases.len()
         );
         let base = run_baselines(split, test, valid, &bs, &eval.ks, &boot, rt.device)?;
@@ -385,20 +386,25 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         name.push_str(&suffix);
         let dir = args.out.join(name);
         println!(
-            "training {label} {} ({:?} direct, {:?} sequential) in {} (budget {:.0} min)",
+            "training {label} {} (direct: {}, sequential: {}) in {} (budget {:.0} min)",
             v.name(),
-            cfg.direct_embedding,
-            cfg.sequential_embedding,
+            cfg.direct_embedding.name(),
+            cfg.sequential_embedding.name(),
             dir.display(),
             args.budget_minutes
         );
         let result = train_and_evaluate(&cfg, &eval, split, test, tok.clone(), &dir, rt)?;
+        let best = match (result.training.best_step, result.training.best_metric) {
+            (Some(step), Some(m)) if cfg.validation == Validation::Loss => {
+                format!("best validation loss {:.4} at step {step}", -m)
+            }
+            (Some(step), Some(m)) => format!("best validation HR {m:.4} at step {step}"),
+            _ => "no validation".to_owned(),
+        };
         println!(
-            "  {} steps ({}), best validation loss {:.4} at step {:?}, {:.0} s training, {:.0} s evaluation",
+            "  {} steps ({}), {best}, {:.0} s training, {:.0} s evaluation",
             result.training.steps,
             result.training.stop,
-            -result.training.best_metric.unwrap_or(f64::NAN),
-            result.training.best_step,
             result.training.seconds,
             result.test.seconds
         );

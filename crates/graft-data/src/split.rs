@@ -166,6 +166,16 @@ pub fn implicit_rating(format: Format) -> Option<f32> {
     }
 }
 
+impl std::fmt::Display for LabelRule {
+    /// `rating > 3`, `rating >= 5`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelRule::Above(t) => write!(f, "rating > {t}"),
+            LabelRule::AtLeast(t) => write!(f, "rating >= {t}"),
+        }
+    }
+}
+
 /// How CTR samples are ordered before the 8/1/1 cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -246,6 +256,17 @@ pub struct CtrSample {
     pub timestamp: Option<i64>,
     /// Position of the target in the user's sequence (= number of earlier interactions).
     pub position: u32,
+}
+
+impl std::fmt::Display for CtrOrder {
+    /// `auto`, `time`, `seeded shuffle`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CtrOrder::Auto => "auto",
+            CtrOrder::Timestamp => "time",
+            CtrOrder::SeededShuffle => "seeded shuffle",
+        })
+    }
 }
 
 /// CTR samples split 8/1/1 (ELCoRec/ReLLa protocol).

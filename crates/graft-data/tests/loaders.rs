@@ -851,6 +851,8 @@ fn ctr_split_on_fixture() {
         .filter(|s| s.label)
         .count();
     assert_eq!(positives, 4, "ratings 5, 6, 9 and 10");
+    assert_eq!(split.label.to_string(), "rating >= 5");
+    assert_eq!(split.order.to_string(), "seeded shuffle");
     // Implicit ratings (0: "interacted, no rating") are no samples by
     // default, but stay in the histories.
     let all: Vec<&graft_data::CtrSample> = split

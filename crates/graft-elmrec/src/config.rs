@@ -25,6 +25,17 @@ pub enum EmbeddingMode {
     Incremental,
 }
 
+impl EmbeddingMode {
+    /// Name used in messages: `none`, `graph-aware`, `incremental`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbeddingMode::None => "none",
+            EmbeddingMode::Graph => "graph-aware",
+            EmbeddingMode::Incremental => "incremental",
+        }
+    }
+}
+
 /// The named combinations reported in the results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -109,6 +109,27 @@ impl Baseline {
     ];
 }
 
+/// The name [`FromStr`](std::str::FromStr) reads back:
+///
+/// ```
+/// use graft_elmrec::experiment::Baseline;
+///
+/// for b in Baseline::ALL {
+///     assert_eq!(b.to_string().parse::<Baseline>(), Ok(b));
+/// }
+/// ```
+impl std::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Baseline::Popularity => "popularity",
+            Baseline::SequentialIndex => "sequential-index",
+            Baseline::RandomPropagation => "random-propagation",
+            Baseline::LightGcnBpr => "lightgcn-bpr",
+            Baseline::SasRec => "sasrec",
+        })
+    }
+}
+
 impl std::str::FromStr for Baseline {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
