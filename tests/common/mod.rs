@@ -4,37 +4,22 @@
 
 use std::path::PathBuf;
 
-/// `../shared/data` (or `$GRAFT_SHARED_DATA`), when present. Tests that need
-/// the real datasets call this and return early, printing why, when absent.
+/// `../shared/data/<sub>` (or under `$GRAFT_SHARED_DATA`), when present;
+/// a skip, or a failure under `cargo xtask test` (`GRAFT_REQUIRE_DATA`).
 pub fn shared_data(sub: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("GRAFT_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let p = base.join(sub);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: real dataset {} not found (set GRAFT_SHARED_DATA to the shared data folder to run this test)",
-            p.display()
-        );
-        None
-    }
+    graft::data::shared::shared_dataset(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), sub)
 }
 
 /// MovieLens-100K as RecBole atomic files, fetched by `cargo xtask fetch-data`
-/// (`$GRAFT_ML100K_RECBOLE` or `.cache/data/ml-100k`), when present.
+/// (`$GRAFT_ML100K_RECBOLE` or `.cache/data/ml-100k`), when present; a
+/// failure instead of a skip under `GRAFT_REQUIRE_DATA`.
 pub fn recbole_ml100k() -> Option<PathBuf> {
     let p = std::env::var_os("GRAFT_ML100K_RECBOLE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/data/ml-100k"));
-    if p.join("ml-100k.inter").is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found (run `cargo xtask fetch-data`, which `cargo xtask test` does)",
-            p.display()
-        );
-        None
-    }
+    graft::data::shared::require_or_skip(
+        p.join("ml-100k.inter"),
+        "run `cargo xtask fetch-data`, which `cargo xtask test` does",
+    )
+    .map(|_| p)
 }

@@ -445,10 +445,18 @@ fn test(args: &[String]) -> Result<()> {
         ));
     }
     step("running the test suite (unit, integration, examples, benches in test mode)");
-    // The PyTorch equivalence tests must run here (and so in CI), not skip.
-    run(cargo()
+    // The PyTorch equivalence tests must run here (and so in CI), not skip;
+    // with the shared folder present, so must every real-data test.
+    let mut tests = cargo();
+    tests
         .args(["test", "--workspace", "--all-targets"])
-        .args(args)
+        .args(args);
+    if shared.is_dir() {
+        tests
+            .env("GRAFT_REQUIRE_DATA", "1")
+            .env("GRAFT_SHARED_DATA", &shared);
+    }
+    run(tests
         .env("GRAFT_ML100K_RECBOLE", &data)
         .env("GRAFT_SMOLLM2_GGUF", &models.smollm2_gguf)
         .env("GRAFT_MINILM_DIR", &models.minilm_dir)

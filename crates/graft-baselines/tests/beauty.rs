@@ -25,17 +25,8 @@ use graft_metrics::BootstrapConfig;
 use graft_propagate::{LightGcnConfig, SparseLayout};
 
 fn beauty() -> Option<LeaveOneOut> {
-    let base = std::env::var_os("GRAFT_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = base.join("amazon/beauty");
-    if !dir.join("sequential.txt").exists() {
-        eprintln!(
-            "SKIPPED: {} not found (set GRAFT_SHARED_DATA to the folder holding amazon/beauty)",
-            dir.display()
-        );
-        return None;
-    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = graft_data::shared::shared_dataset(&root, "amazon/beauty")?;
     let ds = load(Format::AmazonP5, &dir, &LoadOptions::default()).unwrap();
     Some(LeaveOneOut::new(&ds))
 }

@@ -14,7 +14,8 @@
 //!   renumbering ([`Reindex`]) and the graph's edge source ([`GraphEdges`]).
 //! * **ELCoRec side information** ([`features`]): GAT codes, item texts,
 //!   prompt profiles.
-//! * **Synthetic data**: [`synthetic::planted_clusters`] for fast tests.
+//! * **Synthetic data**: [`synthetic::planted_clusters`] for fast tests;
+//!   [`shared`] finds the real datasets for test suites.
 //!
 //! ```
 //! use graft_data::{synthetic, LeaveOneOut, NegativeSampler};
@@ -35,6 +36,7 @@ pub mod leaks;
 pub mod negative;
 pub mod read;
 pub mod rng;
+pub mod shared;
 pub mod split;
 pub mod synthetic;
 

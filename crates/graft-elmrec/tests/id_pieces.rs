@@ -45,17 +45,10 @@ fn glued(p: &Prompt, tok: &tokenizers::Tokenizer) -> (usize, usize) {
 
 #[test]
 fn beauty_punctuation_glued_to_id_pieces() {
-    let base = std::env::var_os("GRAFT_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = base.join("amazon/beauty");
-    if !base.is_dir() {
-        eprintln!(
-            "SKIPPED: {} not found (set GRAFT_SHARED_DATA)",
-            base.display()
-        );
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Some(dir) = graft_data::shared::shared_dataset(&root, "amazon/beauty") else {
         return;
-    }
+    };
     let Some(tok) = tokenizer() else { return };
     let ds = load(Format::AmazonP5, &dir, &LoadOptions::default()).unwrap();
     let loo = LeaveOneOut::new(&ds);

@@ -181,17 +181,9 @@ fn small_graph_matches_pytorch() {
 #[test]
 fn beauty_train_graph_matches_pytorch() {
     let Some(py) = python() else { return };
-    let base = std::env::var_os("GRAFT_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared/data"));
-    let dir = base.join("amazon/beauty");
-    if !dir.exists() {
-        eprintln!(
-            "SKIPPED: {} not found (set GRAFT_SHARED_DATA)",
-            dir.display()
-        );
+    let Some(dir) = graft_data::shared::shared_dataset(&workspace(), "amazon/beauty") else {
         return;
-    }
+    };
     let ds = load(Format::AmazonP5, &dir, &LoadOptions::default()).unwrap();
     let loo = LeaveOneOut::new(&ds);
     let g = BipartiteGraph::from_edges(ds.users.len(), ds.items.len(), loo.train_edges()).unwrap();
