@@ -456,7 +456,54 @@ fn demo(args: &[String]) -> Result<()> {
         .args(ELCOREC_DEMO_ARGS))
 }
 
+/// The crates usable without libtorch: with their default features no
+/// `tch` or `torch-sys` is in their dependency graph.
+const PURE_CRATES: [&str; 9] = [
+    "graft-build",
+    "graft-data",
+    "graft-graph",
+    "graft-metrics",
+    "graft-plot",
+    "graft-prompt",
+    "graft-retrieval",
+    "graft-propagate",
+    "graft-lm",
+];
+
+/// Checks that [`PURE_CRATES`] need no libtorch: none has `tch` or
+/// `torch-sys` among its normal or build dependencies, and together they
+/// build with their default features.
+fn check_pure_crates() -> Result<()> {
+    step("checking that the pure-Rust crates build without libtorch");
+    for krate in PURE_CRATES {
+        let tree = output(cargo().args([
+            "tree",
+            "-p",
+            krate,
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ]))?;
+        if let Some(dep) = tree
+            .lines()
+            .find(|l| l.starts_with("torch-sys ") || l.starts_with("tch "))
+        {
+            return Err(format!(
+                "{krate} depends on {dep} with its default features: it must build without libtorch"
+            ));
+        }
+    }
+    let mut build = cargo();
+    build.arg("build");
+    for krate in PURE_CRATES {
+        build.args(["-p", krate]);
+    }
+    run(&mut build)
+}
+
 fn test(args: &[String]) -> Result<()> {
+    check_pure_crates()?;
     let python = setup()?;
     let data = fetch_data()?;
     let models = fetch_models()?;
@@ -530,6 +577,8 @@ fn compare(args: &[String]) -> Result<()> {
             "--release",
             "-p",
             "graft-propagate",
+            "--features",
+            "tch",
             "--example",
             "compare",
             "--",
@@ -673,7 +722,7 @@ fn fetch_models() -> Result<Models> {
     })
 }
 
-/// `cargo run --release -p graft-lm --example NAME -- ARGS`.
+/// `cargo run --release -p graft-lm --features tch --example NAME -- ARGS`.
 fn lm_example(name: &str) -> Command {
     let mut c = cargo();
     c.args([
@@ -681,6 +730,8 @@ fn lm_example(name: &str) -> Command {
         "--release",
         "-p",
         "graft-lm",
+        "--features",
+        "tch",
         "--example",
         name,
         "--",

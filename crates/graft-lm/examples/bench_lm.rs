@@ -2,7 +2,7 @@
 //! the same CPU, same threads, one run.
 //!
 //! ```text
-//! cargo run --release -p graft-lm --example bench_lm -- --threads 2
+//! cargo run --release -p graft-lm --features tch --example bench_lm -- --threads 2
 //! ```
 //!
 //! Workloads: greedy generation of 32 tokens after "The capital of France

@@ -2,7 +2,7 @@
 //! `T5ForConditionalGeneration` on the same CPU, same threads, one run.
 //!
 //! ```text
-//! cargo run --release -p graft-lm --example bench_t5 -- --threads 2
+//! cargo run --release -p graft-lm --features tch --example bench_t5 -- --threads 2
 //! ```
 //!
 //! Workload: random weights of t5-mini (`T5Config::t5_mini`) and t5-small,

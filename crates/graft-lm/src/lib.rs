@@ -11,7 +11,7 @@
 //! * [`tokenizer`]: the byte-level BPE tokenizer rebuilt from GGUF metadata
 //!   as a `tokenizers::Tokenizer`.
 //!
-//! * [`llama`] (feature `tch`, default): the LLaMA-architecture causal LM
+//! * [`llama`] (feature `tch`): the LLaMA-architecture causal LM
 //!   (RMSNorm, RoPE, GQA, SwiGLU, tied embeddings) loaded from GGUF or a
 //!   Hugging Face checkpoint directory, with
 //!   a forward pass over input embeddings (the injection hook), a KV cache,
@@ -36,6 +36,13 @@
 //! ...), so saved adapters load onto the Hugging Face model with PEFT.
 //! `examples/bench_lm.rs` times generation, forward and a LoRA training
 //! step against transformers + PEFT.
+//!
+//! # Features
+//!
+//! * `tch` (off by default, as candle's `cuda`): every model above on
+//!   libtorch. Without it the crate is pure Rust (GGUF reading and the
+//!   tokenizer) and needs no libtorch.
+//! * `cuda-tests`: runs the CUDA tests (they fail, not skip, without a GPU).
 
 #[cfg(feature = "tch")]
 pub mod beam;

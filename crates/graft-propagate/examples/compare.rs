@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo xtask compare                       # sets up the venv, then runs this
-//! cargo run --release -p graft-propagate --example compare -- --threads 2
+//! cargo run --release -p graft-propagate --features tch --example compare -- --threads 2
 //! ```
 //!
 //! For each graph (the Amazon Beauty training graph when `../shared/data`

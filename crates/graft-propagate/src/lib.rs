@@ -35,7 +35,10 @@
 //!
 //! # Features
 //!
-//! * `tch` (default): [`TchPropagator`], [`GraphEmbedding`] and the GAT.
+//! * `tch` (off by default, as candle's `cuda`): [`TchPropagator`],
+//!   [`GraphEmbedding`] and the GAT. Without it the crate is pure Rust and
+//!   needs no libtorch: `graft-propagate = { version = "0.1", features =
+//!   ["tch"] }` for the libtorch backends.
 //! * `cuda-tests`: runs the CUDA tests (they fail, not skip, without a GPU).
 
 pub mod bench;
