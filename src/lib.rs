@@ -1,8 +1,11 @@
 //! graft: graph-aware LLM recommendation, from reusable parts.
 //!
-//! This umbrella crate re-exports the graft crates; depend on a single one
-//! (`graft-data`, `graft-graph`, `graft-propagate`, `graft-metrics`) when that
-//! is all you need.
+//! This umbrella crate re-exports every graft crate under a short name
+//! (`graft::data`, `graft::elmrec`, ...); depend on a single one when that is
+//! all you need. The crates on libtorch (`lora`, `train`, `baselines`,
+//! `elmrec`, `elcorec`, and the libtorch parts of `graph`, `propagate` and
+//! `lm`) come with the `tch` feature, on by default here; with
+//! `default-features = false` the umbrella is pure Rust.
 //! See `docs/architecture.md` for the data flow and where each paper's
 //! mechanism lives.
 //!
@@ -32,7 +35,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "tch")]
+pub use graft_baselines as baselines;
 pub use graft_data as data;
+#[cfg(feature = "tch")]
+pub use graft_elcorec as elcorec;
+#[cfg(feature = "tch")]
+pub use graft_elmrec as elmrec;
 pub use graft_graph as graph;
+pub use graft_lm as lm;
+#[cfg(feature = "tch")]
+pub use graft_lora as lora;
 pub use graft_metrics as metrics;
+pub use graft_plot as plot;
+pub use graft_prompt as prompt;
 pub use graft_propagate as propagate;
+pub use graft_retrieval as retrieval;
+#[cfg(feature = "tch")]
+pub use graft_train as train;

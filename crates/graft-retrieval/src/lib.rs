@@ -48,3 +48,7 @@ pub use cache::EmbeddingCache;
 pub use error::{Result, RetrievalError};
 pub use hash::{fnv1a64, Fnv64, FNV64_OFFSET, FNV64_PRIME};
 pub use index::{CosineIndex, Hit};
+
+/// The `ndarray` this crate's API takes ([`CosineIndex::new`] reads an
+/// `ArrayView2<f32>`), so users need not pin a matching version.
+pub use ndarray;
