@@ -4,13 +4,16 @@
 
 use graft_data::CtrSample;
 use graft_train::TrainTask;
-use tch::Tensor;
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::{CtrData, EpochOrder};
 use crate::error::{task_err, valid_auc, Result};
+use crate::expert::bce_with_logits;
 
 /// A CTR model trained on whole train-split batches with binary
-/// cross-entropy, scored by its click probabilities.
+/// cross-entropy, scored by its click probabilities. Implementors give
+/// their variable store and their logits; loss, prediction and parameter
+/// listing follow.
 pub trait CtrBaseline {
     /// Row and directory name (`lr`, `fm`, `din`).
     fn name(&self) -> &'static str;
@@ -21,21 +24,48 @@ pub trait CtrBaseline {
     /// Seed of the batch order.
     fn seed(&self) -> u64;
 
-    /// Trainable tensors by name, sorted.
-    fn named_parameters(&self) -> Vec<(String, Tensor)>;
+    /// The variable store holding every trainable tensor.
+    fn var_store(&self) -> &nn::VarStore;
 
-    /// Mean binary cross-entropy of a batch (training mode).
+    /// Click logits `[B]` and 0/1 labels `[B]` of `samples`.
     ///
     /// # Errors
     /// [`crate::ElcorecError::Sample`] for a sample that does not fit
     /// `data`; libtorch errors.
-    fn loss(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Tensor>;
+    fn logits_and_labels(&self, data: &CtrData, samples: &[CtrSample]) -> Result<(Tensor, Tensor)>;
 
-    /// Click probabilities (evaluation mode, no gradients).
+    /// Trainable tensors by name, sorted.
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.var_store().variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Mean binary cross-entropy of a batch (training mode).
     ///
     /// # Errors
-    /// As [`loss`](Self::loss).
-    fn predict(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Vec<f64>>;
+    /// As [`logits_and_labels`](Self::logits_and_labels).
+    fn loss(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Tensor> {
+        let (logits, labels) = self.logits_and_labels(data, samples)?;
+        bce_with_logits(&logits, &labels)
+    }
+
+    /// Click probabilities (evaluation mode, no gradients), in chunks of
+    /// 2,048 samples.
+    ///
+    /// # Errors
+    /// As [`logits_and_labels`](Self::logits_and_labels).
+    fn predict(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Vec<f64>> {
+        let _guard = tch::no_grad_guard();
+        let mut out = Vec::with_capacity(samples.len());
+        for chunk in samples.chunks(2048) {
+            let p = self.logits_and_labels(data, chunk)?.0.f_sigmoid()?;
+            out.extend(Vec::<f64>::try_from(
+                p.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?,
+            )?);
+        }
+        Ok(out)
+    }
 
     /// Optimizer steps per pass over `data`'s train split (the last batch
     /// may be smaller).

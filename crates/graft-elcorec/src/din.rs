@@ -24,7 +24,6 @@ use crate::baseline::CtrBaseline;
 use crate::config::DinConfig;
 use crate::data::CtrData;
 use crate::error::Result;
-use crate::expert::bce_with_logits;
 
 /// A linear layer followed by a PReLU with one learned slope.
 #[derive(Debug)]
@@ -284,26 +283,12 @@ impl CtrBaseline for Din {
         self.cfg.seed
     }
 
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
     }
 
-    fn loss(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Tensor> {
+    fn logits_and_labels(&self, data: &CtrData, samples: &[CtrSample]) -> Result<(Tensor, Tensor)> {
         let b = self.batch(data, samples)?;
-        bce_with_logits(&self.logits(&b)?, &b.labels)
-    }
-
-    fn predict(&self, data: &CtrData, samples: &[CtrSample]) -> Result<Vec<f64>> {
-        let _guard = tch::no_grad_guard();
-        let mut out = Vec::with_capacity(samples.len());
-        for chunk in samples.chunks(2048) {
-            let p = self.logits(&self.batch(data, chunk)?)?.f_sigmoid()?;
-            out.extend(Vec::<f64>::try_from(
-                p.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?,
-            )?);
-        }
-        Ok(out)
+        Ok((self.logits(&b)?, b.labels.shallow_clone()))
     }
 }
