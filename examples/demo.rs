@@ -7,12 +7,16 @@
 //! ```
 //! Later issues extend it into the ELMRec and ELCoRec pipelines.
 
+#[path = "common/data_args.rs"]
+mod data_args;
+
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use graft::data::{self, CtrConfig, CtrSplit, Format, LeaveOneOut, LoadOptions, NegativeSampler};
+use data_args::DataArgs;
+use graft::data::{self, CtrConfig, CtrSplit, LeaveOneOut, NegativeSampler};
 use graft::graph::BipartiteGraph;
 use graft::metrics::{self, BootstrapConfig, RankingEvaluator};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,16 +24,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Parser, Debug)]
 #[command(about = "Load a dataset, split it, build its graph, evaluate baselines")]
 struct Args {
-    /// Dataset folder (or file for RecBole `.inter` / CSV).
-    #[arg(long, default_value = ".cache/data/ml-100k")]
-    data: PathBuf,
-    /// Format (amazon-p5, movielens-100k, movielens-1m, movielens-25m,
-    /// book-crossing, recbole, csv); detected from the files when omitted.
-    #[arg(long)]
-    format: Option<Format>,
-    /// Skip malformed lines (and report them) instead of failing.
-    #[arg(long)]
-    lenient: bool,
+    #[command(flatten)]
+    data: DataArgs,
     /// Seed for negatives, shuffles and bootstrap.
     #[arg(long, default_value_t = 2024)]
     seed: u64,
@@ -56,21 +52,12 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let t0 = Instant::now();
-    let format = match args.format {
-        Some(f) => f,
-        None => Format::detect(&args.data)?,
-    };
-    let opts = if args.lenient {
-        LoadOptions::lenient()
-    } else {
-        LoadOptions::default()
-    };
-    let ds = data::load(format, &args.data, &opts)?;
+    let (format, ds) = args.data.load()?;
     let stats = ds.stats();
     println!(
         "# graft demo: {} ({format}) from {}",
         ds.name,
-        args.data.display()
+        args.data.data.display()
     );
     println!(
         "users {}  items {}  interactions {}  density {:.5}  per user min/mean/max {}/{:.1}/{}  ratings {}  timestamps {}",

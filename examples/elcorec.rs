@@ -13,12 +13,15 @@
 //! when started again with the same arguments; finished models are read
 //! back from their `metrics.json`.
 
+#[path = "common/data_args.rs"]
+mod data_args;
+
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use graft::data::{Format, LoadOptions};
+use data_args::DataArgs;
 use graft_elcorec::config::{
     ClassicConfig, DinConfig, GatExpertConfig, KeptWeights, LlmConfig, LlmVariant, SampleConfig,
 };
@@ -33,15 +36,8 @@ use graft_prompt::rap::{Domain, RapConfig};
     about = "ELCoRec: CTR baselines, the GAT expert and SmolLM2 + LoRA variants on one split"
 )]
 struct Args {
-    /// Dataset folder (MovieLens-100K/1M/25M or BookCrossing).
-    #[arg(long, default_value = ".cache/data/ml-100k")]
-    data: PathBuf,
-    /// Format; detected from the files when omitted.
-    #[arg(long)]
-    format: Option<Format>,
-    /// Skip malformed lines instead of failing.
-    #[arg(long)]
-    lenient: bool,
+    #[command(flatten)]
+    data: DataArgs,
     /// Prompt domain (movies or books); by default from the format
     /// (MovieLens: movies, BookCrossing: books); needed for RecBole files.
     #[arg(long)]
@@ -191,16 +187,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     };
     let llm_expert = GatExpertConfig::from_name(&args.expert)
         .ok_or_else(|| format!("unknown expert {:?}", args.expert))?;
-    let format = match args.format {
-        Some(f) => f,
-        None => Format::detect(&args.data)?,
-    };
-    let opts = if args.lenient {
-        LoadOptions::lenient()
-    } else {
-        LoadOptions::default()
-    };
-    let ds = graft::data::load(format, &args.data, &opts)?;
+    let (_, ds) = args.data.load()?;
     let samples = SampleConfig {
         k_gat: args.k_gat,
         k_prompt: args.k,

@@ -16,12 +16,16 @@
 //! T5's, so pass small alphas (e.g. `--alpha-direct 0.1 --alpha-seq 0.15`,
 //! see `graft_elmrec::Backbone::Llama`).
 
+#[path = "common/data_args.rs"]
+mod data_args;
+
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use graft::data::{self, Format, GraphEdges, LeaveOneOut, LoadOptions, Reindex};
+use data_args::DataArgs;
+use graft::data::{GraphEdges, LeaveOneOut, Reindex};
 use graft_elmrec::experiment::{lm_rows, run_baselines, Baseline, BaselineSettings, Protocol};
 use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
 use graft_elmrec::{
@@ -37,15 +41,8 @@ use graft_train::LrDecay;
     about = "ELMRec: baselines and T5 (or SmolLM2) whole-word-embedding variants on one split"
 )]
 struct Args {
-    /// Dataset folder (or RecBole `.inter` / CSV file).
-    #[arg(long, default_value = ".cache/data/ml-100k")]
-    data: PathBuf,
-    /// Format; detected from the files when omitted.
-    #[arg(long)]
-    format: Option<Format>,
-    /// Skip malformed lines instead of failing.
-    #[arg(long)]
-    lenient: bool,
+    #[command(flatten)]
+    data: DataArgs,
     /// T5 tokenizer.json (fetched by `cargo xtask fetch-models`).
     #[arg(
         long,
@@ -245,16 +242,7 @@ fn main() -> std::process::ExitCode {
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let t0 = Instant::now();
     let rt = Runtime::from_device_name(&args.device)?;
-    let format = match args.format {
-        Some(f) => f,
-        None => Format::detect(&args.data)?,
-    };
-    let opts = if args.lenient {
-        LoadOptions::lenient()
-    } else {
-        LoadOptions::default()
-    };
-    let ds = data::load(format, &args.data, &opts)?;
+    let (_, ds) = args.data.load()?;
     let split = LeaveOneOut::new(&ds);
     let s = ds.stats();
     println!(

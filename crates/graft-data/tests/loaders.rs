@@ -558,6 +558,68 @@ fn csv_header_columns_in_any_order_and_case() {
 }
 
 #[test]
+fn csv_header_with_other_names_is_an_error_or_mapped() {
+    let own = "customer,product,store\n1,10,a\n2,10,b\n2,11,a\n";
+    let fx = common::csv_no_header().set("interactions.csv", own);
+    // Not read as data: an error on line 1 naming what graft expects.
+    let (_tmp, res) = fx.load(&strict());
+    let msg = res.expect_err("a header with unknown names").to_string();
+    assert!(msg.contains(":1:") || msg.contains("line 1"), "{msg}");
+    assert!(msg.contains("looks like a header"), "{msg}");
+    assert!(msg.contains("user/user_id/userId"), "{msg}");
+    assert!(
+        msg.contains("--columns user=customer,item=product"),
+        "{msg}"
+    );
+    // Lenient mode does not skip a header either.
+    let (_tmp, res) = fx.load(&LoadOptions::lenient());
+    assert!(res.is_err());
+    // Mapped: the named columns are read, the others ignored.
+    let mapped = LoadOptions {
+        csv_columns: Some("user=Customer,item=product".parse().unwrap()),
+        ..LoadOptions::default()
+    };
+    let (_tmp, res) = fx.load(&mapped);
+    let ds = res.unwrap();
+    assert_eq!(
+        (ds.n_users(), ds.n_items(), ds.interactions.len()),
+        (2, 2, 3)
+    );
+    // A mapped name the header lacks.
+    let missing = LoadOptions {
+        csv_columns: Some("user=customer,item=sku".parse().unwrap()),
+        ..LoadOptions::default()
+    };
+    let (_tmp, res) = fx.load(&missing);
+    let msg = res.expect_err("no sku column").to_string();
+    assert!(msg.contains("no column \"sku\""), "{msg}");
+    // MovieLens-25M's ratings.csv read as a generic CSV: `movieId` is not
+    // one of graft's names, so the header is refused, then mapped.
+    let ml = "userId,movieId,rating,timestamp\n1,296,5.0,1147880044\n1,306,3.5,1147868817\n";
+    let fx = common::csv_no_header().set("interactions.csv", ml);
+    let (_tmp, res) = fx.load(&strict());
+    assert!(res
+        .expect_err("mixed header")
+        .to_string()
+        .contains("mixes names"));
+    let ml_cols = LoadOptions {
+        csv_columns: Some(
+            "user=userId,item=movieId,rating=rating,time=timestamp"
+                .parse()
+                .unwrap(),
+        ),
+        ..LoadOptions::default()
+    };
+    let (_tmp, res) = fx.load(&ml_cols);
+    let ds = res.unwrap();
+    assert_eq!(ds.interactions[1].rating, Some(3.5));
+    assert_eq!(ds.interactions[0].timestamp, Some(1_147_880_044));
+    // Words over words stay data: ids may be any token.
+    let ds = load_ok(&common::csv_no_header().set("interactions.csv", "alice,book1\nbob,book2\n"));
+    assert_eq!(ds.interactions.len(), 2);
+}
+
+#[test]
 fn csv_two_and_three_columns() {
     let ds = load_ok(&common::csv_no_header().set("interactions.csv", "a,x\nb,x\na,y\n"));
     assert_eq!(ds.interactions.len(), 3);

@@ -136,6 +136,10 @@ pub struct LoadOptions {
     pub mode: ParseMode,
     /// Field delimiter of the generic CSV format (default `,`).
     pub csv_delimiter: char,
+    /// Header names of the generic CSV format's columns when they are not
+    /// graft's own (`user`, `item`, `rating`, `timestamp` and their
+    /// aliases): e.g. `user=customer,item=product`.
+    pub csv_columns: Option<csv::CsvColumns>,
 }
 
 impl Default for LoadOptions {
@@ -143,6 +147,7 @@ impl Default for LoadOptions {
         LoadOptions {
             mode: ParseMode::Strict,
             csv_delimiter: ',',
+            csv_columns: None,
         }
     }
 }
