@@ -116,14 +116,19 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             .progress_chars("=> "),
     );
     bar.set_message("popularity baseline");
+    let (mut no_test, mut few_negatives) = (0usize, 0usize);
     for u in 0..loo.n_users() as u32 {
         bar.inc(1);
         let Some(target) = loo.test[u as usize] else {
+            no_test += 1;
             continue;
         };
         let negs = match sampler.sample(u, &loo.all_items(u), args.negatives) {
             Ok(n) => n,
-            Err(data::DataError::NotEnoughNegatives { .. }) => continue,
+            Err(data::DataError::NotEnoughNegatives { .. }) => {
+                few_negatives += 1;
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         let neg_scores: Vec<f64> = negs
@@ -136,6 +141,18 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         )?))?;
     }
     bar.finish_and_clear();
+    if eval.ranks().is_empty() {
+        return Err(format!(
+            "no user can be evaluated by the leave-one-out protocol: {no_test} of {} users have \
+             no test item (too few interactions), {few_negatives} have fewer than \
+             {} items they never interacted with among the dataset's {} (use a smaller --negatives, \
+             or more data)",
+            loo.n_users(),
+            args.negatives,
+            ds.n_items()
+        )
+        .into());
+    }
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
     let pop = eval.report_with_ci(&boot)?;
     println!(
