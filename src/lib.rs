@@ -50,6 +50,7 @@ pub use graft_metrics as metrics;
 pub use graft_plot as plot;
 pub use graft_prompt as prompt;
 pub use graft_propagate as propagate;
+pub use graft_recommend as recommend;
 pub use graft_retrieval as retrieval;
 #[cfg(feature = "tch")]
 pub use graft_train as train;

@@ -458,7 +458,7 @@ fn demo(args: &[String]) -> Result<()> {
 
 /// The crates usable without libtorch: with their default features no
 /// `tch` or `torch-sys` is in their dependency graph.
-const PURE_CRATES: [&str; 9] = [
+const PURE_CRATES: [&str; 10] = [
     "graft-build",
     "graft-data",
     "graft-graph",
@@ -468,6 +468,7 @@ const PURE_CRATES: [&str; 9] = [
     "graft-retrieval",
     "graft-propagate",
     "graft-lm",
+    "graft-recommend",
 ];
 
 /// Checks that [`PURE_CRATES`] need no libtorch: none has `tch` or

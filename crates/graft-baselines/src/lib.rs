@@ -47,6 +47,7 @@ mod error;
 mod popularity;
 mod protocol;
 mod random_propagation;
+mod recommend;
 mod sasrec;
 mod scoring;
 mod sequential_index;
@@ -57,6 +58,7 @@ pub use error::{BaselineError, Result};
 pub use popularity::{graph_from, train_graph, Constant, Popularity, RandomScorer};
 pub use protocol::{EvalCase, EvalSet, Split};
 pub use random_propagation::RandomPropagation;
+pub use recommend::Scored;
 pub use sasrec::{SasRec, SasRecConfig, SasRecEpoch};
 pub use scoring::{
     case_ranks, direct_rank, evaluate, full_rank, rank_cases, report_from_ranks, CaseRanks,
