@@ -71,6 +71,33 @@ impl LeaveOneOut {
         }
     }
 
+    /// Every interaction of `ds` in train, nothing held out: the split a
+    /// model trains on to *recommend* (not to be evaluated).
+    ///
+    /// ```
+    /// use graft_data::{synthetic, LeaveOneOut};
+    ///
+    /// let ds = synthetic::planted_clusters(&Default::default())?.dataset;
+    /// let all = LeaveOneOut::everything_in_train(&ds);
+    /// assert_eq!(all.sizes().train, ds.interactions.len());
+    /// assert_eq!((all.sizes().valid, all.sizes().test), (0, 0));
+    /// # Ok::<(), graft_data::DataError>(())
+    /// ```
+    pub fn everything_in_train(ds: &Dataset) -> Self {
+        let train: Vec<Vec<u32>> = ds
+            .user_sequences()
+            .into_iter()
+            .map(|seq| seq.iter().map(|&i| ds.interactions[i].item).collect())
+            .collect();
+        let n = train.len();
+        LeaveOneOut {
+            train,
+            valid: vec![None; n],
+            test: vec![None; n],
+            n_items: ds.n_items(),
+        }
+    }
+
     /// Number of users.
     pub fn n_users(&self) -> usize {
         self.train.len()
