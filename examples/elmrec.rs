@@ -197,6 +197,15 @@ struct Args {
     /// SASRec wall-clock budget in minutes (0 = skip SASRec).
     #[arg(long, default_value_t = 15.0)]
     sasrec_minutes: f64,
+    /// SASRec hidden width (50, the SASRec paper's; S3-Rec's code uses 64).
+    #[arg(long, default_value_t = 50)]
+    sasrec_hidden: usize,
+    /// SASRec attention heads; must divide the width (1; S3-Rec's code: 2).
+    #[arg(long, default_value_t = 1)]
+    sasrec_heads: usize,
+    /// SASRec users per training batch (128; S3-Rec's code: 256).
+    #[arg(long, default_value_t = 128)]
+    sasrec_batch: usize,
     /// LightGCN-BPR epochs (early-stopped on validation).
     #[arg(long, default_value_t = 200)]
     bpr_epochs: usize,
@@ -336,6 +345,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         bs.run = args.baselines.clone();
         bs.sasrec = (args.sasrec_minutes > 0.0).then(|| graft_baselines::SasRecConfig {
             max_seconds: Some(args.sasrec_minutes * 60.0),
+            hidden: args.sasrec_hidden,
+            heads: args.sasrec_heads,
+            batch: args.sasrec_batch,
             seed: args.seed,
             ..graft_baselines::SasRecConfig::default()
         });

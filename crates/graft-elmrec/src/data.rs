@@ -231,26 +231,17 @@ impl Sampler<'_> {
 /// The direct example of an evaluation case (its candidate list).
 pub fn direct_example(case: &EvalCase) -> Example {
     Example {
-        task: Task::Direct,
-        user: case.user,
-        history: Vec::new(),
-        candidates: case.candidates.clone(),
         target: case.target,
-        template: None,
+        ..Example::direct_query(case.user, &case.candidates)
     }
 }
 
 /// The sequential example of an evaluation case (its last `history_len`
 /// items).
 pub fn sequential_example(case: &EvalCase, history_len: usize) -> Example {
-    let h = &case.history[case.history.len().saturating_sub(history_len)..];
     Example {
-        task: Task::Sequential,
-        user: case.user,
-        history: h.to_vec(),
-        candidates: Vec::new(),
         target: case.target,
-        template: None,
+        ..Example::sequential_query(case.user, &case.history, history_len)
     }
 }
 

@@ -17,6 +17,10 @@
 //! likelihood, and reranks sequential outputs by dropping history items
 //! from the top K + N ([`eval::rerank`]).
 //!
+//! A finished run directory loads back for inference without an optimizer
+//! ([`ElmrecModel::load`]); [`ElmrecRecommender`] recommends from it over
+//! every item, for graft-recommend's `Recommender` API.
+//!
 //! Besides the paper's T5, the backbone can be a pretrained decoder-only
 //! LLaMA (SmolLM2-135M, [`Backbone::Llama`]) with LoRA or full
 //! fine-tuning ([`Finetune`]): the prompt (with the same whole-word and
@@ -38,6 +42,7 @@ pub mod experiment;
 pub mod model;
 pub mod pipeline;
 pub mod plots;
+pub mod recommend;
 pub mod report;
 pub mod trie;
 
@@ -49,5 +54,6 @@ pub use error::{ElmrecError, Result};
 pub use eval::{evaluate, LmRanks, LmReport};
 pub use model::{ElmrecModel, Example, Tables};
 pub use pipeline::{train_and_evaluate, ElmrecTrainer, RunResult, Runtime};
+pub use recommend::{ElmrecRecommender, StoredRun};
 pub use report::{markdown_table, ResultRow, RowRanks};
 pub use trie::ItemTrie;

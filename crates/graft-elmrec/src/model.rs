@@ -42,6 +42,40 @@ pub struct Example {
     pub template: Option<usize>,
 }
 
+impl Example {
+    /// A sequential-task query for inference: `user`'s next item after
+    /// `history` (oldest first; the prompt shows its last `history_len`
+    /// items), rendered with the evaluation template. Its `target` is
+    /// [`Example::NO_TARGET`]: generation and scoring never read it, and a
+    /// loss over such an example is refused (out of range).
+    pub fn sequential_query(user: u32, history: &[u32], history_len: usize) -> Self {
+        Self {
+            task: Task::Sequential,
+            user,
+            history: history[history.len().saturating_sub(history_len)..].to_vec(),
+            candidates: Vec::new(),
+            target: Self::NO_TARGET,
+            template: None,
+        }
+    }
+
+    /// A direct-task query for inference: which of `candidates` `user`
+    /// prefers (evaluation template; `target` is [`Example::NO_TARGET`]).
+    pub fn direct_query(user: u32, candidates: &[u32]) -> Self {
+        Self {
+            task: Task::Direct,
+            user,
+            history: Vec::new(),
+            candidates: candidates.to_vec(),
+            target: Self::NO_TARGET,
+            template: None,
+        }
+    }
+
+    /// The `target` of a query that has none.
+    pub const NO_TARGET: u32 = u32::MAX;
+}
+
 /// The graph-aware part: trainable random features `E0` and the
 /// normalised train adjacency.
 #[derive(Debug)]
@@ -834,6 +868,26 @@ impl ElmrecModel {
         trie: &ItemTrie,
         beams: usize,
     ) -> Result<Vec<u32>> {
+        Ok(self
+            .generate_scored(example, tables, trie, beams)?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// As [`generate`](Self::generate), with each item's beam score (the
+    /// summed log-probability of its tokens; higher is better).
+    ///
+    /// # Errors
+    ///
+    /// As [`generate`](Self::generate).
+    pub fn generate_scored(
+        &self,
+        example: &Example,
+        tables: &Tables,
+        trie: &ItemTrie,
+        beams: usize,
+    ) -> Result<Vec<(u32, f32)>> {
         let _guard = tch::no_grad_guard();
         let max_new = self.item_tokens.iter().map(Vec::len).max().unwrap_or(1);
         let mut cfg = BeamConfig {
@@ -863,11 +917,11 @@ impl ElmrecModel {
                     })?
             }
         };
-        let mut out = Vec::with_capacity(hyps.len());
+        let mut out: Vec<(u32, f32)> = Vec::with_capacity(hyps.len());
         for h in hyps {
             if let Some(i) = trie.item_of(&h.tokens) {
-                if !out.contains(&i) {
-                    out.push(i);
+                if !out.iter().any(|&(j, _)| j == i) {
+                    out.push((i, h.score as f32));
                 }
             }
         }

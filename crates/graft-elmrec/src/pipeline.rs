@@ -17,6 +17,7 @@ use crate::data::{validation_batches, Sampler};
 use crate::error::{ElmrecError, Result};
 use crate::eval::{evaluate, generation_hits, GenerationHits, LmReport};
 use crate::model::{ElmrecModel, Example, Tables};
+use crate::recommend::StoredRun;
 
 fn task_err(e: ElmrecError) -> TrainError {
     TrainError::Task(Box::new(e))
@@ -308,7 +309,12 @@ pub fn train_and_evaluate(
     };
     let run = RunDir::create_extendable(
         run_dir,
-        &serde_json::json!({ "model": cfg, "eval": eval, "users": split.n_users(), "items": split.n_items }),
+        &StoredRun {
+            model: cfg.clone(),
+            eval: eval.clone(),
+            users: split.n_users(),
+            items: split.n_items,
+        },
         budget,
     )?;
     let done = run_dir.join("metrics.json");

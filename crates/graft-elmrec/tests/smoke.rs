@@ -246,6 +246,159 @@ fn pipeline_trains_resumes_and_evaluates() {
     .is_err());
 }
 
+/// A finished run loads back without an optimizer and gives the test
+/// numbers it stored; as a recommender it returns what its beam search and
+/// ELMRec's reranking give, in the dataset's own numbering also for a run
+/// trained under a random renumbering.
+#[test]
+fn a_finished_run_loads_and_recommends_in_the_datasets_numbering() {
+    use graft_data::Reindex;
+    use graft_elmrec::data::sequential_example;
+    use graft_elmrec::eval::{evaluate, rerank};
+    use graft_elmrec::ElmrecRecommender;
+    use graft_recommend::{RankItems, Recommender, WithIds};
+
+    let _rng = global_rng();
+    let Some(tok) = tokenizer() else { return };
+    let original = split();
+    let eval = eval_cfg();
+    let original_test = EvalSet::build(
+        &original,
+        Split::Test,
+        eval.test_users,
+        eval.negatives,
+        eval.seed,
+    )
+    .expect("test set");
+    let perm = Reindex::Random.permutation(original.n_items, eval.seed);
+    let (split, test) = (
+        perm.apply_split(&original).expect("renumbered split"),
+        original_test.renamed(&perm).expect("renamed test set"),
+    );
+    let direct_cfg = ElmrecConfig {
+        tasks: TaskMix::Direct,
+        max_steps: 4,
+        ..cfg(Variant::None)
+    };
+    let cfg = ElmrecConfig {
+        max_steps: 8,
+        reindex: Reindex::Random,
+        ..cfg(Variant::Elmrec)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trained = run_cpu(&cfg, &eval, &split, &test, tok.clone(), dir.path()).expect("train");
+
+    // The loaded model is the evaluated one: the same per-user ranks.
+    let (loaded, stored) =
+        ElmrecModel::load(dir.path(), &split, tok.clone(), Device::Cpu).expect("load");
+    assert_eq!(stored.model, cfg);
+    let again = evaluate(&loaded, &test, &eval, cfg.history_len, false).expect("evaluate");
+    assert_eq!(
+        serde_json::to_value(&again.ranks).expect("json"),
+        serde_json::to_value(&trained.test.ranks).expect("json")
+    );
+
+    // As a recommender over the original numbering.
+    let rec = ElmrecRecommender::load(dir.path(), &original, tok.clone(), Device::Cpu)
+        .expect("recommender");
+    assert_eq!(rec.n_ranked_items(), original.n_items);
+    let tables = loaded.tables().expect("tables");
+    let back = |i: u32| (0..original.n_items as u32).find(|&o| perm.apply(o) == i);
+    let (k, n) = (4, eval.rerank_n);
+    for case in test.cases.iter().take(5) {
+        let history: Vec<u32> = case
+            .history
+            .iter()
+            .map(|&i| back(i).expect("renumbered item"))
+            .collect();
+        let got = rec
+            .recommend_dense(case.user, &history, k, &history)
+            .expect("recommend");
+        let beams = eval.beams_sequential.max(k + n);
+        let generated = loaded
+            .generate(
+                &sequential_example(case, cfg.history_len),
+                &tables,
+                loaded.trie(),
+                beams,
+            )
+            .expect("generate");
+        let want: Vec<u32> = rerank(&generated, &case.history, k + n)
+            .into_iter()
+            .take(k)
+            .map(|i| back(i).expect("item"))
+            .collect();
+        assert_eq!(got.iter().map(|&(i, _)| i).collect::<Vec<_>>(), want);
+        assert!(got.iter().all(|(i, _)| !history.contains(i)));
+        assert!(
+            got.windows(2).all(|w| w[0].1 >= w[1].1),
+            "best first: {got:?}"
+        );
+    }
+
+    // Over raw IDs; an unknown user is refused (ELMRec's prompts name the user).
+    let raw = |prefix: &str, n: usize| {
+        graft_data::IdMap::from_raw((0..n).map(|i| format!("{prefix}{i}")).collect())
+    };
+    let case = &test.cases[0];
+    let history: Vec<String> = case
+        .history
+        .iter()
+        .map(|&i| format!("i{}", back(i).expect("item")))
+        .collect();
+    let history: Vec<&str> = history.iter().map(String::as_str).collect();
+    let with_ids = WithIds::new(
+        rec,
+        raw("u", original.n_users()),
+        raw("i", original.n_items),
+    )
+    .expect("ids");
+    let top = with_ids
+        .recommend(&format!("u{}", case.user), &history, 3, true)
+        .expect("top");
+    assert!(!top.is_empty() && top.len() <= 3);
+    assert!(top.iter().all(|r| !history.contains(&r.item.as_str())));
+    assert!(with_ids.recommend("nobody", &history, 3, true).is_err());
+
+    // A run on the direct task only cannot rank every item; data of
+    // another size does not fit the run.
+    let direct_dir = tempfile::tempdir().expect("tempdir");
+    run_cpu(
+        &direct_cfg,
+        &eval,
+        &original,
+        &original_test,
+        tok.clone(),
+        direct_dir.path(),
+    )
+    .expect("direct run");
+    let err = ElmrecRecommender::load(direct_dir.path(), &original, tok.clone(), Device::Cpu)
+        .expect_err("direct only");
+    assert!(err.to_string().contains("direct task only"), "{err}");
+    let other = LeaveOneOut::new(
+        &planted_clusters(&SyntheticConfig {
+            users: 30,
+            items: 60,
+            clusters: 3,
+            interactions_per_user: 8,
+            in_cluster: 0.9,
+            seed: 1,
+        })
+        .expect("synthetic")
+        .dataset,
+    );
+    let err = ElmrecModel::load(dir.path(), &other, tok.clone(), Device::Cpu).expect_err("size");
+    assert!(err.to_string().contains("40 users"), "{err}");
+    let err = ElmrecModel::load(
+        direct_dir.path().join("nothing").as_path(),
+        &original,
+        tok,
+        Device::Cpu,
+    )
+    .expect_err("no run");
+    assert!(err.to_string().contains("not a run directory"), "{err}");
+}
+
 #[test]
 fn prompt_pieces_targets_copy_the_prompt_tokens() {
     let _rng = global_rng();

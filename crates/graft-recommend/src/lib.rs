@@ -5,9 +5,12 @@
 //! their own data (`"A1B2C3"`, `"user_42"`), optionally without the items
 //! they already have. [`ScoreAll`] is what most models can answer instead
 //! (a score for every item by dense ID); [`WithIds`] turns one into the
-//! other with the dataset's [`IdMap`]s. The crate needs no libtorch; the
-//! models implement [`ScoreAll`] in their own crates (graft-baselines:
-//! popularity, LightGCN-BPR, SASRec, ...).
+//! other with the dataset's [`IdMap`]s. Models that rank without scoring
+//! every item (a generative model's beam search) implement [`RankItems`]
+//! instead, which every [`ScoreAll`] model also has. The crate needs no
+//! libtorch; the models implement these traits in their own crates
+//! (graft-baselines: popularity, LightGCN-BPR, SASRec, ...; graft-elmrec:
+//! a trained ELMRec run).
 //!
 //! ```
 //! use graft_data::IdMap;
@@ -105,7 +108,55 @@ pub trait ScoreAll {
     fn score_all(&self, user: Option<u32>, history: &[u32]) -> Result<Vec<f32>>;
 }
 
-/// A [`ScoreAll`] model with its dataset's ID maps: a [`Recommender`].
+/// A model that ranks items itself, by dense item ID: every [`ScoreAll`]
+/// model (by its scores, [`top_k`]) and models that produce a ranking
+/// without scoring every item, such as a generative recommender's beam
+/// search (graft-elmrec's `ElmrecRecommender`).
+pub trait RankItems {
+    /// Items of the model's ID space (dense IDs `0..n`).
+    fn n_ranked_items(&self) -> usize;
+
+    /// At most `k` items for `user` (`None`: a user the dataset does not
+    /// know) given `history` (dense item IDs, oldest first), best first with
+    /// the model's score, none of them in `excluded`. A model may return
+    /// fewer than `k` (a beam search returns what its beams found).
+    ///
+    /// # Errors
+    /// As [`ScoreAll::score_all`].
+    fn rank_items(
+        &self,
+        user: Option<u32>,
+        history: &[u32],
+        k: usize,
+        excluded: &[u32],
+    ) -> Result<Vec<(u32, f32)>>;
+}
+
+impl<S: ScoreAll> RankItems for S {
+    fn n_ranked_items(&self) -> usize {
+        self.n_items()
+    }
+
+    fn rank_items(
+        &self,
+        user: Option<u32>,
+        history: &[u32],
+        k: usize,
+        excluded: &[u32],
+    ) -> Result<Vec<(u32, f32)>> {
+        let scores = self.score_all(user, history)?;
+        if scores.len() != self.n_items() {
+            return Err(RecommendError::ItemCount {
+                model: scores.len(),
+                dataset: self.n_items(),
+            });
+        }
+        Ok(top_k(&scores, k, excluded))
+    }
+}
+
+/// A [`RankItems`] model (any [`ScoreAll`] model) with its dataset's ID
+/// maps: a [`Recommender`].
 #[derive(Debug, Clone)]
 pub struct WithIds<S> {
     scorer: S,
@@ -113,7 +164,7 @@ pub struct WithIds<S> {
     items: IdMap,
 }
 
-impl<S: ScoreAll> WithIds<S> {
+impl<S: RankItems> WithIds<S> {
     /// Wraps `scorer`, whose dense IDs are those of `users` and `items`
     /// (e.g. `dataset.users.clone()`, `dataset.items.clone()`).
     ///
@@ -121,9 +172,9 @@ impl<S: ScoreAll> WithIds<S> {
     /// [`RecommendError::ItemCount`] when the scorer and `items` disagree on
     /// the number of items.
     pub fn new(scorer: S, users: IdMap, items: IdMap) -> Result<Self> {
-        if scorer.n_items() != items.len() {
+        if scorer.n_ranked_items() != items.len() {
             return Err(RecommendError::ItemCount {
-                model: scorer.n_items(),
+                model: scorer.n_ranked_items(),
                 dataset: items.len(),
             });
         }
@@ -140,7 +191,7 @@ impl<S: ScoreAll> WithIds<S> {
     }
 }
 
-impl<S: ScoreAll> Recommender for WithIds<S> {
+impl<S: RankItems> Recommender for WithIds<S> {
     fn recommend(
         &self,
         user: &str,
@@ -156,29 +207,28 @@ impl<S: ScoreAll> Recommender for WithIds<S> {
                     .ok_or_else(|| RecommendError::UnknownItem(i.to_owned()))
             })
             .collect::<Result<_>>()?;
-        let scores = self
+        let excluded: &[u32] = if exclude_seen { &dense } else { &[] };
+        let ranked = self
             .scorer
-            .score_all(self.users.get(user), &dense)
+            .rank_items(self.users.get(user), &dense, k, excluded)
             .map_err(|e| match e {
                 RecommendError::UnknownUser(_) => RecommendError::UnknownUser(user.to_owned()),
                 e => e,
             })?;
-        if scores.len() != self.items.len() {
-            return Err(RecommendError::ItemCount {
-                model: scores.len(),
-                dataset: self.items.len(),
-            });
-        }
-        let excluded: &[u32] = if exclude_seen { &dense } else { &[] };
-        Ok(top_k(&scores, k, excluded)
+        ranked
             .into_iter()
-            .filter_map(|(i, score)| {
-                self.items.raw(i).map(|raw| Recommendation {
+            .take(k)
+            .map(|(i, score)| {
+                let raw = self.items.raw(i).ok_or(RecommendError::ItemCount {
+                    model: i as usize + 1,
+                    dataset: self.items.len(),
+                })?;
+                Ok(Recommendation {
                     item: raw.to_owned(),
                     score: f64::from(score),
                 })
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -74,6 +74,6 @@ pub use runtime::Runtime;
 pub use schedule::{LrDecay, LrSchedule};
 pub use tch;
 pub use train::{
-    mix_seed, restore_best, train, LoopConfig, LoopState, StopReason, TrainOutcome, TrainSummary,
-    TrainTask,
+    load_best, mix_seed, restore_best, train, LoopConfig, LoopState, StopReason, TrainOutcome,
+    TrainSummary, TrainTask, BEST_FILE,
 };

@@ -125,6 +125,52 @@ impl RunDir {
         Ok(Self { path, extended })
     }
 
+    /// Opens an existing run directory read-only, to read what a run left
+    /// (its [`config`](Self::config), log, results and best weights) without
+    /// a configuration to compare: how a trained model is loaded for
+    /// inference. Nothing is written.
+    ///
+    /// ```
+    /// # fn main() -> graft_train::Result<()> {
+    /// use graft_train::RunDir;
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// assert!(RunDir::open(dir.path()).is_err()); // no config.json yet
+    /// RunDir::create(dir.path(), &serde_json::json!({ "lr": 1e-3 }))?;
+    /// let run = RunDir::open(dir.path())?;
+    /// let cfg: serde_json::Value = run.config()?;
+    /// assert_eq!(cfg["lr"], 1e-3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] when `path` holds no `config.json` (not a run
+    /// directory).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.join(CONFIG_FILE).is_file() {
+            return Err(TrainError::Config(format!(
+                "{}: not a run directory (no {CONFIG_FILE})",
+                path.display()
+            )));
+        }
+        Ok(Self {
+            path,
+            extended: false,
+        })
+    }
+
+    /// The stored configuration (`config.json`) as `C`.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] when the file is missing, [`TrainError::Json`]
+    /// when it does not parse as `C`, [`TrainError::Io`] when it cannot be
+    /// read.
+    pub fn config<C: DeserializeOwned>(&self) -> Result<C> {
+        self.read_json("config")?
+            .ok_or_else(|| TrainError::Config(format!("{}: no {CONFIG_FILE}", self.path.display())))
+    }
+
     /// Whether [`create_extendable`](Self::create_extendable) found a
     /// stored configuration with a different budget (and replaced it).
     pub fn extended(&self) -> bool {

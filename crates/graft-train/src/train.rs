@@ -476,6 +476,19 @@ fn save_best(run: &RunDir, opt: &AdamW, step: u64, metric: f64) -> Result<()> {
 /// parameter is missing or has the wrong shape or dtype (nothing is copied
 /// then).
 pub fn restore_best(run: &RunDir, opt: &mut AdamW) -> Result<bool> {
+    load_best(run, opt.params())
+}
+
+/// Copies `best.safetensors` (if any) into `params` (name, tensor) under
+/// `no_grad`, with no optimizer: how a trained model is loaded for
+/// inference from a run directory opened with [`RunDir::open`]. Returns
+/// whether the file exists. Extra tensors in the file are ignored.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] naming the file when it is corrupt or a
+/// parameter is missing or has the wrong shape or dtype (nothing is copied
+/// then).
+pub fn load_best(run: &RunDir, params: &[(String, Tensor)]) -> Result<bool> {
     let path = run.path().join(BEST_FILE);
     if !path.is_file() {
         return Ok(false);
@@ -488,8 +501,8 @@ pub fn restore_best(run: &RunDir, opt: &mut AdamW) -> Result<bool> {
         .map_err(|e| fail(format!("cannot read tensors: {e}")))?
         .into_iter()
         .collect();
-    let mut values = Vec::with_capacity(opt.params().len());
-    for (name, p) in opt.params() {
+    let mut values = Vec::with_capacity(params.len());
+    for (name, p) in params {
         let t = saved
             .remove(name)
             .ok_or_else(|| fail(format!("missing tensor {name:?}")))?;
@@ -505,7 +518,7 @@ pub fn restore_best(run: &RunDir, opt: &mut AdamW) -> Result<bool> {
         values.push(t);
     }
     let _guard = tch::no_grad_guard();
-    for ((_, p), t) in opt.params().iter().zip(values) {
+    for ((_, p), t) in params.iter().zip(values) {
         p.shallow_clone().f_copy_(&t)?;
     }
     Ok(true)
