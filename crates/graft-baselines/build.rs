@@ -1,5 +1,5 @@
-//! Build script: embeds the libtorch RPATH (this crate always links
-//! libtorch through the LightGCN-BPR baseline); see
+//! Build script: embeds the libtorch RPATH when the `tch` feature is on
+//! (LightGCN-BPR and SASRec; a no-op otherwise); see
 //! `graft_build::link_libtorch`.
 
 fn main() {

@@ -458,7 +458,7 @@ fn demo(args: &[String]) -> Result<()> {
 
 /// The crates usable without libtorch: with their default features no
 /// `tch` or `torch-sys` is in their dependency graph.
-const PURE_CRATES: [&str; 10] = [
+const PURE_CRATES: [&str; 11] = [
     "graft-build",
     "graft-data",
     "graft-graph",
@@ -469,6 +469,7 @@ const PURE_CRATES: [&str; 10] = [
     "graft-propagate",
     "graft-lm",
     "graft-recommend",
+    "graft-baselines",
 ];
 
 /// Checks that [`PURE_CRATES`] need no libtorch: none has `tch` or

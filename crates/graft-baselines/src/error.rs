@@ -18,6 +18,7 @@ pub enum BaselineError {
     #[error(transparent)]
     Graph(#[from] graft_graph::GraphError),
     /// An error raised by libtorch.
+    #[cfg(feature = "tch")]
     #[error(transparent)]
     Tch(#[from] tch::TchError),
     /// A configuration value is out of range.

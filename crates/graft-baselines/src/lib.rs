@@ -22,6 +22,9 @@
 //!   [`RandomScorer`]. The graph baselines take the graph's edge source
 //!   ([`graft_data::GraphEdges`]) to measure a leaky graph.
 //!
+//! LightGCN-BPR and SASRec train with libtorch and need the `tch` feature
+//! (off by default); everything else here is pure Rust.
+//!
 //! ```
 //! use graft_baselines::{evaluate, EvalSet, Popularity, RandomPropagation, Split};
 //! use graft_data::{synthetic, LeaveOneOut};
@@ -41,6 +44,7 @@
 //! # Ok::<(), graft_baselines::BaselineError>(())
 //! ```
 
+#[cfg(feature = "tch")]
 mod bpr;
 mod embedding;
 mod error;
@@ -48,10 +52,12 @@ mod popularity;
 mod protocol;
 mod random_propagation;
 mod recommend;
+#[cfg(feature = "tch")]
 mod sasrec;
 mod scoring;
 mod sequential_index;
 
+#[cfg(feature = "tch")]
 pub use bpr::{direct_hr_at, BprConfig, EpochLog, LightGcnBpr};
 pub use embedding::DotScorer;
 pub use error::{BaselineError, Result};
@@ -59,6 +65,7 @@ pub use popularity::{graph_from, train_graph, Constant, Popularity, RandomScorer
 pub use protocol::{EvalCase, EvalSet, Split};
 pub use random_propagation::RandomPropagation;
 pub use recommend::Scored;
+#[cfg(feature = "tch")]
 pub use sasrec::{SasRec, SasRecConfig, SasRecEpoch};
 pub use scoring::{
     case_ranks, direct_rank, evaluate, full_rank, rank_cases, report_from_ranks, CaseRanks,

@@ -3,10 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use approx::assert_relative_eq;
-use graft_baselines::{
-    direct_rank, evaluate, BprConfig, EvalSet, ItemScorer, LightGcnBpr, Popularity,
-    RandomPropagation, RandomScorer, Split,
-};
+#[cfg(feature = "tch")]
+use graft_baselines::{direct_rank, BprConfig, LightGcnBpr, RandomScorer};
+use graft_baselines::{evaluate, EvalSet, ItemScorer, Popularity, RandomPropagation, Split};
 use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::{LeaveOneOut, NegativeSampler};
 use graft_graph::BipartiteGraph;
@@ -96,6 +95,7 @@ fn random_propagation_is_the_dot_of_the_reference_vectors() {
     assert!(model.score_all(40, &[]).is_err());
 }
 
+#[cfg(feature = "tch")]
 #[test]
 fn lightgcn_bpr_learns_the_clusters_and_is_deterministic() {
     let _rng = global_rng();
@@ -178,6 +178,7 @@ fn lightgcn_bpr_learns_the_clusters_and_is_deterministic() {
     );
 }
 
+#[cfg(feature = "tch")]
 #[test]
 fn early_stopping_keeps_the_best_epoch() {
     let _rng = global_rng();
