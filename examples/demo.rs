@@ -7,6 +7,8 @@
 //! ```
 //! Later issues extend it into the ELMRec and ELCoRec pipelines.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/data_args.rs"]
 mod data_args;
 
@@ -41,13 +43,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {

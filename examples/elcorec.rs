@@ -13,6 +13,8 @@
 //! when started again with the same arguments; finished models are read
 //! back from their `metrics.json`.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/data_args.rs"]
 mod data_args;
 
@@ -156,13 +158,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {

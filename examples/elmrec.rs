@@ -16,6 +16,8 @@
 //! T5's, so pass small alphas (e.g. `--alpha-direct 0.1 --alpha-seq 0.15`,
 //! see `graft_elmrec::Backbone::Llama`).
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/data_args.rs"]
 mod data_args;
 
@@ -239,13 +241,7 @@ fn parse_tasks(s: &str) -> Result<TaskMix, String> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {

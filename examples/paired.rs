@@ -21,6 +21,9 @@ use graft_elcorec::CtrResult;
 use graft_elmrec::{ResultRow, RowRanks};
 use graft_metrics::{paired_difference_ci, BootstrapConfig};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 #[derive(Parser, Debug)]
 #[command(
     about = "Paired bootstrap differences (A - B) between two rows of elmrec or elcorec results"
@@ -76,13 +79,7 @@ fn load(spec: &str) -> Result<(String, RowRanks), Box<dyn Error>> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit(run(Args::parse()))
 }
 
 /// `FILE::MODEL` of `elcorec` results, when `FILE` holds them.

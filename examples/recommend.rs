@@ -23,6 +23,8 @@ use graft::data::LeaveOneOut;
 use graft::elmrec::ElmrecRecommender;
 use graft::recommend::{Recommender, WithIds};
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/data_args.rs"]
 mod data_args;
 use data_args::DataArgs;
@@ -80,13 +82,7 @@ enum Model {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
