@@ -25,12 +25,12 @@ use std::time::Instant;
 use clap::Parser;
 use data_args::DataArgs;
 use graft_elcorec::config::{
-    ClassicConfig, DinConfig, GatExpertConfig, KeptWeights, LlmConfig, LlmVariant, SampleConfig,
+    ClassicConfig, DinConfig, GatExpertConfig, KeptWeights, LlmConfig, SampleConfig,
 };
 use graft_elcorec::pipeline::{bootstrap, pretrain_gat, run_classic, run_din, run_llm, Runtime};
 use graft_elcorec::rap::{item_embeddings, RapBuilder};
 use graft_elcorec::report::{markdown_table, paired_markdown, paired_readings, paper_auc};
-use graft_elcorec::{CtrData, GatExpert};
+use graft_elcorec::{CtrData, CtrModel, GatExpert};
 use graft_prompt::rap::{Domain, RapConfig};
 
 #[derive(Parser, Debug)]
@@ -43,7 +43,7 @@ struct Args {
     /// Prompt domain (movies or books); by default from the format
     /// (MovieLens: movies, BookCrossing: books); needed for RecBole files.
     #[arg(long)]
-    domain: Option<String>,
+    domain: Option<Domain>,
     /// Click label: rating >= this (default: the format's rule, MovieLens
     /// > 3, BookCrossing >= 5).
     #[arg(long)]
@@ -62,7 +62,7 @@ struct Args {
         value_delimiter = ',',
         default_value = "lr,fm,din,gat,elcorec,no-gat-token,no-rap"
     )]
-    models: Vec<String>,
+    models: Vec<CtrModel>,
     /// History items in each GAT graph (paper 15).
     #[arg(long, default_value_t = 15)]
     k_gat: usize,
@@ -98,7 +98,7 @@ struct Args {
     /// Which LLM weights score the test samples: last (official) or best
     /// (validation AUC every --eval-every steps).
     #[arg(long, default_value = "last")]
-    keep: String,
+    keep: KeptWeights,
     /// Prompts per LLM forward pass.
     #[arg(long, default_value_t = 4)]
     micro_batch: usize,
@@ -128,7 +128,7 @@ struct Args {
     /// The expert whose token the LLM variants read (a name as in
     /// `--models`; default the official design).
     #[arg(long, default_value = "gat")]
-    expert: String,
+    expert: CtrModel,
     /// SmolLM2-135M GGUF file (weights and tokenizer).
     #[arg(
         long,
@@ -168,21 +168,16 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mut variants = Vec::new();
     let mut experts = Vec::new();
     for m in &args.models {
-        if let Some(cfg) = GatExpertConfig::from_name(m) {
-            experts.push(cfg);
-        } else if !["lr", "fm", "din"].contains(&m.as_str()) {
-            variants.push(LlmVariant::from_name(m).ok_or_else(|| {
-                format!("unknown model {m:?} (lr, fm, din, gat[-self][-scaled][-elu][-no-user-id], elcorec, no-gat-token, no-rap, retrieval-only)")
-            })?);
+        match m {
+            CtrModel::Gat(cfg) => experts.push(cfg.clone()),
+            CtrModel::Llm(v) => variants.push(*v),
+            CtrModel::Lr | CtrModel::Fm | CtrModel::Din => {}
         }
     }
-    let keep = match args.keep.as_str() {
-        "last" => KeptWeights::Last,
-        "best" => KeptWeights::BestValidation,
-        k => return Err(format!("unknown --keep {k:?} (last, best)").into()),
+    let keep = args.keep;
+    let CtrModel::Gat(llm_expert) = args.expert.clone() else {
+        return Err(format!("--expert {} is not a GAT expert", args.expert).into());
     };
-    let llm_expert = GatExpertConfig::from_name(&args.expert)
-        .ok_or_else(|| format!("unknown expert {:?}", args.expert))?;
     let (_, ds) = args.data.load()?;
     let samples = SampleConfig {
         k_gat: args.k_gat,
@@ -201,11 +196,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             ..graft::data::CtrConfig::default()
         },
     };
-    let data = match args.domain.as_deref() {
+    let data = match args.domain {
         None => CtrData::new(ds, samples)?,
-        Some("movies") => CtrData::with_domain(ds, Domain::Movies, samples)?,
-        Some("books") => CtrData::with_domain(ds, Domain::Books, samples)?,
-        Some(d) => return Err(format!("unknown domain {d:?} (movies, books)").into()),
+        Some(domain) => CtrData::with_domain(ds, domain, samples)?,
     };
     let sizes = data.split.sizes();
     println!(
@@ -227,18 +220,19 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         args.k
     );
     let mut results = Vec::new();
-    for (name, factors) in [("lr", None), ("fm", Some(8))] {
-        if args.models.iter().any(|m| m == name) {
+    for (model, factors) in [(CtrModel::Lr, None), (CtrModel::Fm, Some(8))] {
+        if args.models.contains(&model) {
+            let name = model.name();
             let cfg = ClassicConfig {
                 factors,
                 seed: args.seed,
                 ..ClassicConfig::default()
             };
             println!("training {name} on all {} train samples", sizes.train);
-            results.push(run_classic(&data, &cfg, &args.out.join(name), rt)?);
+            results.push(run_classic(&data, &cfg, &args.out.join(&name), rt)?);
         }
     }
-    if args.models.iter().any(|m| m == "din") {
+    if args.models.contains(&CtrModel::Din) {
         let cfg = DinConfig {
             history: args.k_gat,
             seed: args.seed,

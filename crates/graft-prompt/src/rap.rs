@@ -44,6 +44,19 @@ pub enum Domain {
     Books,
 }
 
+impl std::str::FromStr for Domain {
+    type Err = String;
+
+    /// `movies` or `books`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "movies" => Ok(Domain::Movies),
+            "books" => Ok(Domain::Books),
+            _ => Err(format!("unknown domain {s:?} (expected movies or books)")),
+        }
+    }
+}
+
 impl Domain {
     /// Singular noun: `"movie"` or `"book"`.
     pub fn noun(self) -> &'static str {

@@ -57,6 +57,32 @@ pub struct TchPropagator {
     n: usize,
 }
 
+/// libtorch prints "Sparse CSR tensor support is in beta state ..." on
+/// stderr the first time a process builds a sparse CSR tensor (a
+/// `TORCH_WARN_ONCE`): a line in every run's output that says nothing about
+/// the run. The first call builds a 1 x 1 CSR tensor with stderr muted
+/// (libtorch then considers the warning given); later calls do nothing.
+/// Nothing else is muted: if stderr cannot be redirected the warning is
+/// simply printed.
+fn silence_csr_beta_warning() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _muted = gag::Gag::stderr().ok();
+        let one = |v: &[i64]| Tensor::f_from_slice(v);
+        if let (Ok(crow), Ok(col), Ok(val)) =
+            (one(&[0, 1]), one(&[0]), Tensor::f_from_slice(&[1f32]))
+        {
+            let _ = Tensor::f_sparse_csr_tensor_crow_col_value_size(
+                &crow,
+                &col,
+                &val,
+                [1, 1],
+                (Kind::Float, Device::Cpu),
+            );
+        }
+    });
+}
+
 impl TchPropagator {
     /// Uploads `adj` to `device` in the given layout.
     ///
@@ -76,6 +102,7 @@ impl TchPropagator {
         let t = match layout {
             SparseLayout::Coo => graft_graph::Coo::from_csr(adj)?.to_tch(device)?,
             SparseLayout::Csr => {
+                silence_csr_beta_warning();
                 let n_i64 = to_i64(n)?;
                 let crow: Vec<i64> = adj
                     .proper_indptr()
