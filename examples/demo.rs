@@ -18,10 +18,10 @@ use std::time::Instant;
 
 use clap::Parser;
 use data_args::DataArgs;
-use graft::data::{self, CtrConfig, CtrSplit, LeaveOneOut, NegativeSampler};
+use graft::baselines::{evaluate, EvalSet, Popularity, Split};
+use graft::data::{self, CtrConfig, CtrSplit, LeaveOneOut};
 use graft::graph::BipartiteGraph;
-use graft::metrics::{self, BootstrapConfig, RankingEvaluator};
-use indicatif::{ProgressBar, ProgressStyle};
+use graft::metrics::{self, BootstrapConfig};
 
 #[derive(Parser, Debug)]
 #[command(about = "Load a dataset, split it, build its graph, evaluate baselines")]
@@ -103,54 +103,11 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     #[cfg(feature = "tch")]
     tch_check(&norm)?;
 
-    // Popularity baseline: score = train degree; 1 test item + N negatives per user.
-    let sampler = NegativeSampler::new(ds.n_items(), args.seed);
-    let popularity = graph.item_degrees();
-    let mut eval = RankingEvaluator::new(&[5, 10])?;
-    let bar = ProgressBar::new(loo.n_users() as u64).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} users, eta {eta}")?
-            .progress_chars("=> "),
-    );
-    bar.set_message("popularity baseline");
-    let (mut no_test, mut few_negatives) = (0usize, 0usize);
-    for u in 0..loo.n_users() as u32 {
-        bar.inc(1);
-        let Some(target) = loo.test[u as usize] else {
-            no_test += 1;
-            continue;
-        };
-        let negs = match sampler.sample(u, &loo.all_items(u), args.negatives) {
-            Ok(n) => n,
-            Err(data::DataError::NotEnoughNegatives { .. }) => {
-                few_negatives += 1;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let neg_scores: Vec<f64> = negs
-            .iter()
-            .map(|&i| popularity[i as usize] as f64)
-            .collect();
-        eval.push(Some(metrics::rank_of_positive(
-            popularity[target as usize] as f64,
-            &neg_scores,
-        )?))?;
-    }
-    bar.finish_and_clear();
-    if eval.ranks().is_empty() {
-        return Err(format!(
-            "no user can be evaluated by the leave-one-out protocol: {no_test} of {} users have \
-             no test item (too few interactions), {few_negatives} have fewer than \
-             {} items they never interacted with among the dataset's {} (use a smaller --negatives, \
-             or more data)",
-            loo.n_users(),
-            args.negatives,
-            ds.n_items()
-        )
-        .into());
-    }
+    // Popularity baseline (graft-baselines' protocol): score = train
+    // degree; each user's test item among N seeded negatives.
+    let test = EvalSet::build(&loo, Split::Test, None, args.negatives, args.seed)?;
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
-    let pop = eval.report_with_ci(&boot)?;
+    let pop = evaluate(&Popularity::fit(&loo), &test, &[5, 10], &boot)?.direct;
     println!(
         "\npopularity baseline, {} test users x (1 + {} negatives), ties pessimistic:",
         pop.n_users, args.negatives

@@ -2,9 +2,9 @@
 //!
 //! This umbrella crate re-exports every graft crate under a short name
 //! (`graft::data`, `graft::elmrec`, ...); depend on a single one when that is
-//! all you need. The crates on libtorch (`lora`, `train`, `baselines`,
-//! `elmrec`, `elcorec`, and the libtorch parts of `graph`, `propagate` and
-//! `lm`) come with the `tch` feature, on by default here; with
+//! all you need. The crates on libtorch (`lora`, `train`, `elmrec`,
+//! `elcorec`, and the libtorch parts of `graph`, `propagate`, `lm` and
+//! `baselines`: LightGCN-BPR, SASRec) come with the `tch` feature, on by default here; with
 //! `default-features = false` the umbrella is pure Rust.
 //! See `docs/architecture.md` for the data flow and where each paper's
 //! mechanism lives.
@@ -35,7 +35,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#[cfg(feature = "tch")]
 pub use graft_baselines as baselines;
 pub use graft_data as data;
 #[cfg(feature = "tch")]

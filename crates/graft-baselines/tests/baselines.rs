@@ -28,7 +28,7 @@ fn clusters(users: usize, seed: u64) -> LeaveOneOut {
 fn popularity_matches_the_demo() {
     let _rng = global_rng();
     let loo = clusters(200, 1);
-    // The demo's computation: train-graph item degrees, the test item among
+    // The hand computation the demo once did: train-graph item degrees, the test item among
     // NegativeSampler(seed) negatives, pessimistic ties.
     let graph = BipartiteGraph::from_edges(loo.n_users(), loo.n_items, loo.train_edges()).unwrap();
     let degrees = graph.item_degrees();
