@@ -39,6 +39,10 @@ const PY_REFERENCES: [(&str, &str); 4] = [
     ("accelerate", "1.15.0"),
     ("gguf", "0.19.0"),
 ];
+/// Features `cargo xtask test` adds to the workspace's (which already turn
+/// on every crate's `tch` through the crates that need it): the benchmark
+/// workloads and the Python exchange the equivalence tests use.
+const TEST_FEATURES: &str = "graft-propagate/bench";
 const RECBOLE_WHEEL: &str = "recbole==1.2.1";
 /// MovieLens-100K's RecBole files: name, data rows, SHA-256 (of the
 /// files inside `recbole==1.2.1`).
@@ -528,7 +532,7 @@ fn test(args: &[String]) -> Result<()> {
     // with the shared folder present, so must every real-data test.
     let mut tests = cargo();
     tests
-        .args(["test", "--workspace", "--all-targets"])
+        .args(["test", "--workspace", "--all-targets", "--features", TEST_FEATURES])
         .args(args);
     if shared.is_dir() {
         tests
@@ -545,7 +549,9 @@ fn test(args: &[String]) -> Result<()> {
         .env("GRAFT_REQUIRE_PEFT", "1")
         .env("GRAFT_REQUIRE_T5_TOKENIZER", "1"))?;
     step("running the doctests");
-    run(cargo().args(["test", "--workspace", "--doc"]).args(args))
+    run(cargo()
+        .args(["test", "--workspace", "--doc", "--features", TEST_FEATURES])
+        .args(args))
 }
 
 /// PyTorch Geometric for the GAT peer of the comparison (PyPI).
@@ -580,7 +586,7 @@ fn compare(args: &[String]) -> Result<()> {
             "-p",
             "graft-propagate",
             "--features",
-            "tch",
+            "tch,bench",
             "--example",
             "compare",
             "--",

@@ -66,6 +66,7 @@
 //! # Ok::<(), graft_propagate::PropagateError>(())
 //! ```
 
+#[cfg(feature = "bench")]
 pub mod bench;
 mod config;
 mod reference;

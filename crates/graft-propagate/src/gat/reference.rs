@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{GatActivation, HeteroGatConfig};
 use crate::error::{PropagateError, Result};
+#[cfg(feature = "bench")]
 use crate::exchange::NamedArray;
 
 /// One relation's parameters at one layer, row-major `f64`.
@@ -303,6 +304,7 @@ impl GatWeights {
     /// # Errors
     ///
     /// As [`GatWeights::validate`].
+    #[cfg(feature = "bench")]
     pub fn to_named_arrays(&self, prefix: &str) -> Result<Vec<NamedArray>> {
         self.validate()?;
         let mut out = Vec::new();
