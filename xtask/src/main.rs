@@ -532,7 +532,13 @@ fn test(args: &[String]) -> Result<()> {
     // with the shared folder present, so must every real-data test.
     let mut tests = cargo();
     tests
-        .args(["test", "--workspace", "--all-targets", "--features", TEST_FEATURES])
+        .args([
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            TEST_FEATURES,
+        ])
         .args(args);
     if shared.is_dir() {
         tests

@@ -28,11 +28,18 @@
 //! # Ok::<(), graft_lm::LmError>(())
 //! ```
 
+//!
+//! One file per job: this one holds the configuration, the weights and the
+//! forward pass (with scoring); `load.rs` reads GGUF files and Hugging Face
+//! checkpoints, `generate.rs` holds greedy and beam search.
+
 use tch::{Device, Kind, Tensor};
 
-use crate::beam::{BeamConfig, Hypothesis};
 use crate::error::{LmError, Result};
 use crate::gguf::GgufFile;
+
+mod generate;
+mod load;
 
 /// Hyper-parameters of a LLaMA-architecture model.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -108,20 +115,6 @@ impl LlamaConfig {
     pub fn head_dim(&self) -> usize {
         self.hidden / self.n_heads
     }
-}
-
-/// The `config.json` fields of a Hugging Face LLaMA checkpoint.
-#[derive(Debug, serde::Deserialize)]
-struct HfLlamaConfig {
-    vocab_size: usize,
-    hidden_size: usize,
-    intermediate_size: usize,
-    num_hidden_layers: usize,
-    num_attention_heads: usize,
-    num_key_value_heads: Option<usize>,
-    rms_norm_eps: f64,
-    rope_theta: Option<f64>,
-    tie_word_embeddings: Option<bool>,
 }
 
 /// One transformer block's weights (`[out, in]` matrices).
@@ -213,164 +206,6 @@ fn to_i64(x: usize) -> i64 {
 }
 
 impl Llama {
-    /// Loads every weight of a GGUF file (dequantised to `f32`) onto
-    /// `device`.
-    ///
-    /// # Errors
-    ///
-    /// As [`LlamaConfig::from_gguf`]; [`LmError::Missing`] for an absent
-    /// tensor; [`LmError::WrongType`] for a tensor of the wrong shape;
-    /// [`LmError::Tch`] if libtorch fails.
-    pub fn from_gguf(file: &GgufFile, device: Device) -> Result<Self> {
-        let cfg = LlamaConfig::from_gguf(file)?;
-        let (h, kv) = (cfg.hidden, cfg.n_kv_heads * cfg.head_dim());
-        let load = |name: &str, shape: &[usize]| -> Result<Tensor> {
-            let (got, values) = file.dequantize(name)?;
-            if got != shape {
-                return Err(LmError::WrongType {
-                    name: name.to_string(),
-                    expected: format!("shape {shape:?}"),
-                    found: format!("shape {got:?}"),
-                });
-            }
-            let dims: Vec<i64> = shape.iter().map(|&d| to_i64(d)).collect();
-            Ok(Tensor::f_from_slice(&values)?
-                .f_view(dims.as_slice())?
-                .f_to(device)?)
-        };
-        let mut blocks = Vec::with_capacity(cfg.n_layers);
-        for i in 0..cfg.n_layers {
-            let n = |s: &str| format!("blk.{i}.{s}.weight");
-            blocks.push(Block {
-                attn_norm: load(&n("attn_norm"), &[h])?,
-                wq: load(&n("attn_q"), &[h, h])?,
-                wk: load(&n("attn_k"), &[kv, h])?,
-                wv: load(&n("attn_v"), &[kv, h])?,
-                wo: load(&n("attn_output"), &[h, h])?,
-                ffn_norm: load(&n("ffn_norm"), &[h])?,
-                w_gate: load(&n("ffn_gate"), &[cfg.ffn, h])?,
-                w_up: load(&n("ffn_up"), &[cfg.ffn, h])?,
-                w_down: load(&n("ffn_down"), &[h, cfg.ffn])?,
-            });
-        }
-        let embedding = load("token_embd.weight", &[cfg.vocab_size, h])?;
-        let output = match file.tensor_info("output.weight") {
-            Some(_) => Some(load("output.weight", &[cfg.vocab_size, h])?),
-            None => None,
-        };
-        Ok(Self {
-            norm: load("output_norm.weight", &[h])?,
-            embedding,
-            blocks,
-            output,
-            device,
-            lora: None,
-            cfg,
-        })
-    }
-
-    /// Loads a Hugging Face LLaMA-architecture checkpoint directory
-    /// (`config.json` + `model.safetensors`, names such as
-    /// `model.layers.0.self_attn.q_proj.weight`); returns the model and its
-    /// load report. The Q and K projections are permuted on load into the
-    /// adjacent-pair RoPE layout this implementation (and GGUF) uses, so
-    /// the outputs equal the Hugging Face model's.
-    ///
-    /// # Errors
-    ///
-    /// [`LmError::Io`] / [`LmError::Format`] for an unreadable or invalid
-    /// config or checkpoint; [`LmError::Missing`] / [`LmError::WrongType`]
-    /// for absent or mis-shaped tensors; [`LmError::Tch`].
-    pub fn from_hf_dir(
-        dir: impl AsRef<std::path::Path>,
-        device: Device,
-    ) -> Result<(Self, crate::weights::LoadReport)> {
-        let dir = dir.as_ref();
-        let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|source| LmError::Io {
-            path: cfg_path.clone(),
-            source,
-        })?;
-        let hf: HfLlamaConfig = serde_json::from_str(&text).map_err(|e| LmError::Format {
-            path: Some(cfg_path.clone()),
-            offset: 0,
-            reason: format!("not a LLaMA config.json: {e}"),
-        })?;
-        let cfg = LlamaConfig {
-            vocab_size: hf.vocab_size,
-            hidden: hf.hidden_size,
-            n_layers: hf.num_hidden_layers,
-            n_heads: hf.num_attention_heads,
-            n_kv_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
-            ffn: hf.intermediate_size,
-            rope_theta: hf.rope_theta.unwrap_or(10_000.0),
-            rms_eps: hf.rms_norm_eps,
-        };
-        if cfg.n_heads == 0
-            || cfg.n_kv_heads == 0
-            || cfg.hidden % cfg.n_heads != 0
-            || cfg.n_heads % cfg.n_kv_heads != 0
-            || (cfg.hidden / cfg.n_heads) % 2 != 0
-        {
-            return Err(LmError::Format {
-                path: Some(cfg_path),
-                offset: 0,
-                reason: format!("inconsistent attention shape: {cfg:?}"),
-            });
-        }
-        let mut w = crate::weights::Weights::read(dir.join("model.safetensors"))?;
-        let (h, hd, kv) = (cfg.hidden, cfg.head_dim(), cfg.n_kv_heads * cfg.head_dim());
-        let mut take = |name: String, shape: &[usize]| -> Result<Tensor> {
-            Ok(
-                w.take_float(&name, &crate::weights::dims(shape), Kind::Float)?
-                    .f_to(device)?,
-            )
-        };
-        // HF rotate-half layout -> adjacent pairs (llama.cpp's permutation).
-        let permute = |t: Tensor, heads: usize| -> Result<Tensor> {
-            let (out, inp) = (t.size()[0], t.size()[1]);
-            Ok(t.f_reshape([to_i64(heads), 2, to_i64(hd / 2), inp])?
-                .f_transpose(1, 2)?
-                .f_reshape([out, inp])?
-                .f_contiguous()?)
-        };
-        let mut blocks = Vec::with_capacity(cfg.n_layers);
-        for i in 0..cfg.n_layers {
-            let n = |s: &str| format!("model.layers.{i}.{s}.weight");
-            blocks.push(Block {
-                attn_norm: take(n("input_layernorm"), &[h])?,
-                wq: permute(take(n("self_attn.q_proj"), &[h, h])?, cfg.n_heads)?,
-                wk: permute(take(n("self_attn.k_proj"), &[kv, h])?, cfg.n_kv_heads)?,
-                wv: take(n("self_attn.v_proj"), &[kv, h])?,
-                wo: take(n("self_attn.o_proj"), &[h, h])?,
-                ffn_norm: take(n("post_attention_layernorm"), &[h])?,
-                w_gate: take(n("mlp.gate_proj"), &[cfg.ffn, h])?,
-                w_up: take(n("mlp.up_proj"), &[cfg.ffn, h])?,
-                w_down: take(n("mlp.down_proj"), &[h, cfg.ffn])?,
-            });
-        }
-        let embedding = take("model.embed_tokens.weight".into(), &[cfg.vocab_size, h])?;
-        let norm = take("model.norm.weight".into(), &[h])?;
-        let output = if hf.tie_word_embeddings.unwrap_or(true) {
-            None
-        } else {
-            Some(take("lm_head.weight".into(), &[cfg.vocab_size, h])?)
-        };
-        let report = w.report();
-        Ok((
-            Self {
-                cfg,
-                embedding,
-                blocks,
-                norm,
-                output,
-                device,
-                lora: None,
-            },
-            report,
-        ))
-    }
-
     /// The configuration.
     pub fn config(&self) -> &LlamaConfig {
         &self.cfg
@@ -738,74 +573,6 @@ impl Llama {
         )?)
     }
 
-    /// Beam search after `prompt` with a shared KV cache (beams are the
-    /// batch dimension; the cache is reordered every step). Stops when
-    /// `beams` hypotheses have ended with `eos` (Hugging Face's
-    /// `early_stopping=True`) or after `max_new` tokens, when the running
-    /// beams are added as hypotheses. Returns the best `num_return`,
-    /// best first.
-    ///
-    /// # Errors
-    ///
-    /// [`LmError::WrongType`] for an empty prompt or zero beams;
-    /// [`LmError::Tch`] if libtorch fails.
-    pub fn beam_search(&self, prompt: &[u32], cfg: &BeamConfig) -> Result<Vec<Hypothesis>> {
-        let x = self.prompt_embeds(prompt, "beam search")?;
-        self.beam_search_inner(&x, cfg, None)
-    }
-
-    /// [`beam_search`](Self::beam_search) where every beam may only
-    /// continue with the tokens `allowed(generated so far)` returns
-    /// (Hugging Face's `prefix_allowed_tokens_fn`, e.g. a trie of valid
-    /// item IDs); beams with no allowed continuation are dropped.
-    ///
-    /// # Errors
-    ///
-    /// As [`beam_search`](Self::beam_search).
-    pub fn beam_search_constrained(
-        &self,
-        prompt: &[u32],
-        cfg: &BeamConfig,
-        allowed: &mut crate::beam::AllowedTokens<'_>,
-    ) -> Result<Vec<Hypothesis>> {
-        let x = self.prompt_embeds(prompt, "beam search")?;
-        self.beam_search_inner(&x, cfg, Some(allowed))
-    }
-
-    /// [`beam_search_constrained`](Self::beam_search_constrained) after a
-    /// prompt given as input embeddings (`[1, T, hidden]`, e.g. token
-    /// embeddings with injected vectors and a soft-prompt prefix).
-    ///
-    /// # Errors
-    ///
-    /// [`LmError::WrongType`] unless `x` is `[1, T >= 1, hidden]` or for
-    /// zero beams; [`LmError::Tch`] if libtorch fails.
-    pub fn beam_search_embeds_constrained(
-        &self,
-        x: &Tensor,
-        cfg: &BeamConfig,
-        allowed: &mut crate::beam::AllowedTokens<'_>,
-    ) -> Result<Vec<Hypothesis>> {
-        self.check_prefix(x, "beam search")?;
-        self.beam_search_inner(x, cfg, Some(allowed))
-    }
-
-    /// `[1, T, hidden]` embeddings of a non-empty prompt.
-    fn prompt_embeds(&self, prompt: &[u32], what: &str) -> Result<Tensor> {
-        if prompt.is_empty() {
-            return Err(LmError::WrongType {
-                name: what.into(),
-                expected: "a non-empty prompt".into(),
-                found: "no prompt tokens".into(),
-            });
-        }
-        let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
-        let input = Tensor::f_from_slice(&ids)?
-            .f_view([1, -1])?
-            .f_to(self.device)?;
-        self.embed(&input)
-    }
-
     fn check_prefix(&self, x: &Tensor, what: &str) -> Result<()> {
         let s = x.size();
         if s.len() != 3 || s[0] != 1 || s[1] < 1 || s[2] != to_i64(self.cfg.hidden) {
@@ -816,44 +583,6 @@ impl Llama {
             });
         }
         Ok(())
-    }
-
-    fn beam_search_inner(
-        &self,
-        x: &Tensor,
-        cfg: &BeamConfig,
-        allowed: Option<&mut crate::beam::AllowedTokens<'_>>,
-    ) -> Result<Vec<Hypothesis>> {
-        let _guard = tch::no_grad_guard();
-        let mut cache = KvCache::default();
-        let h = self.forward_embeds(x, &mut cache, None)?;
-        let first = self
-            .logits(&h.f_select(1, -1)?)?
-            .f_log_softmax(-1, Kind::Float)?;
-        crate::beam::search_constrained(
-            cfg,
-            first,
-            |parents, beams| {
-                // Reorder the cache to the surviving parents and feed the new tokens.
-                let order = Tensor::f_from_slice(parents)?.f_to(self.device)?;
-                for (k, v) in &mut cache.layers {
-                    *k = k.f_index_select(0, &order)?;
-                    *v = v.f_index_select(0, &order)?;
-                }
-                let last: Vec<i64> = beams
-                    .iter()
-                    .map(|t| i64::from(*t.last().unwrap_or(&0)))
-                    .collect();
-                let input = Tensor::f_from_slice(&last)?
-                    .f_view([-1, 1])?
-                    .f_to(self.device)?;
-                let h = self.forward_embeds(&self.embed(&input)?, &mut cache, None)?;
-                Ok(self
-                    .logits(&h.f_select(1, -1)?)?
-                    .f_log_softmax(-1, Kind::Float)?)
-            },
-            allowed,
-        )
     }
 
     /// Sum of the log-probabilities of each continuation after one prompt
@@ -976,52 +705,6 @@ impl Llama {
         for (_, t) in self.named_parameters() {
             let _ = t.set_requires_grad(trainable);
         }
-    }
-
-    /// Greedy decoding: appends up to `max_new` tokens to `prompt`, stopping
-    /// after `eos`; returns only the new tokens.
-    ///
-    /// # Errors
-    ///
-    /// [`LmError::Tch`] if libtorch fails; [`LmError::WrongType`] for an
-    /// empty prompt.
-    pub fn generate_greedy(
-        &self,
-        prompt: &[u32],
-        max_new: usize,
-        eos: Option<u32>,
-    ) -> Result<Vec<u32>> {
-        if prompt.is_empty() {
-            return Err(LmError::WrongType {
-                name: "prompt".into(),
-                expected: "at least one token".into(),
-                found: "none".into(),
-            });
-        }
-        let _guard = tch::no_grad_guard();
-        let mut cache = KvCache::default();
-        let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
-        let mut input = Tensor::f_from_slice(&ids)?
-            .f_view([1, -1])?
-            .f_to(self.device)?;
-        let mut out = Vec::with_capacity(max_new);
-        for _ in 0..max_new {
-            let hidden = self.forward_embeds(&self.embed(&input)?, &mut cache, None)?;
-            let last = hidden.f_select(1, -1)?;
-            let next = self
-                .logits(&last)?
-                .f_argmax(-1, false)?
-                .f_int64_value(&[0])?;
-            let next = u32::try_from(next).unwrap_or(0);
-            out.push(next);
-            if Some(next) == eos {
-                break;
-            }
-            input = Tensor::f_from_slice(&[i64::from(next)])?
-                .f_view([1, 1])?
-                .f_to(self.device)?;
-        }
-        Ok(out)
     }
 }
 
