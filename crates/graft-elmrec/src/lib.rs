@@ -53,7 +53,7 @@ pub use config::{
 pub use error::{ElmrecError, Result};
 pub use eval::{evaluate, LmRanks, LmReport};
 pub use model::{ElmrecModel, Example, Tables};
-pub use pipeline::{train_and_evaluate, ElmrecTrainer, RunResult, Runtime};
+pub use pipeline::{train_and_evaluate, train_and_keep, ElmrecTrainer, RunResult, Runtime};
 pub use recommend::{ElmrecRecommender, StoredRun};
 pub use report::{markdown_table, ResultRow, RowRanks};
 pub use trie::ItemTrie;

@@ -359,6 +359,28 @@ pub fn train_and_evaluate(
     Ok(result)
 }
 
+/// As [`train_and_evaluate`], also returning the trained model with the
+/// weights it was tested with (its best validation), loaded back from
+/// `run_dir` as [`ElmrecModel::load`] does, so that it can recommend
+/// ([`crate::ElmrecRecommender`] loads the same way) or be evaluated again.
+///
+/// # Errors
+///
+/// As [`train_and_evaluate`] and [`ElmrecModel::load`].
+pub fn train_and_keep(
+    cfg: &ElmrecConfig,
+    eval: &EvalConfig,
+    split: &LeaveOneOut,
+    test: &EvalSet,
+    tok: Tokenizer,
+    run_dir: &Path,
+    rt: Runtime,
+) -> Result<(ElmrecModel, RunResult)> {
+    let result = train_and_evaluate(cfg, eval, split, test, tok.clone(), run_dir, rt)?;
+    let (model, _) = ElmrecModel::load(run_dir, split, tok, rt.device)?;
+    Ok((model, result))
+}
+
 /// The `log.jsonl` records of a run directory (a torn last line, left by
 /// a kill, is skipped).
 ///

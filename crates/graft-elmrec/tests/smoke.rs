@@ -363,15 +363,26 @@ fn a_finished_run_loads_and_recommends_in_the_datasets_numbering() {
     // A run on the direct task only cannot rank every item; data of
     // another size does not fit the run.
     let direct_dir = tempfile::tempdir().expect("tempdir");
-    run_cpu(
+    // Training can hand back the model it tested.
+    let (kept, direct_result) = graft_elmrec::train_and_keep(
         &direct_cfg,
         &eval,
         &original,
         &original_test,
         tok.clone(),
         direct_dir.path(),
+        Runtime {
+            device: Device::Cpu,
+            progress: false,
+        },
     )
     .expect("direct run");
+    let again = evaluate(&kept, &original_test, &eval, direct_cfg.history_len, false)
+        .expect("evaluate the kept model");
+    assert_eq!(
+        serde_json::to_value(&again.ranks).expect("json"),
+        serde_json::to_value(&direct_result.test.ranks).expect("json")
+    );
     let err = ElmrecRecommender::load(direct_dir.path(), &original, tok.clone(), Device::Cpu)
         .expect_err("direct only");
     assert!(err.to_string().contains("direct task only"), "{err}");
