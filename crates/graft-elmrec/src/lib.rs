@@ -24,7 +24,10 @@
 //! Besides the paper's T5, the backbone can be a pretrained decoder-only
 //! LLaMA (SmolLM2-135M, [`Backbone::Llama`]) with LoRA or full
 //! fine-tuning ([`Finetune`]): the prompt (with the same whole-word and
-//! prompt vectors) is followed by the target item's tokens.
+//! prompt vectors) is followed by the target item's tokens. Both sit
+//! behind one trait, [`ElmrecBackbone`] (module [`backbone`]); a new
+//! backbone is one file implementing it, passed to
+//! [`ElmrecModel::with_backbone`].
 //!
 //! ```no_run
 //! use graft_elmrec::{ElmrecConfig, EvalConfig, Variant};
@@ -34,6 +37,7 @@
 //! # let _ = (cfg, eval);
 //! ```
 
+pub mod backbone;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -46,6 +50,7 @@ pub mod recommend;
 pub mod report;
 pub mod trie;
 
+pub use backbone::{ElmrecBackbone, LlamaBackbone, PromptBatch};
 pub use config::{
     Backbone, ElmrecConfig, EmbeddingMode, EvalConfig, Finetune, Sampling, TargetPieces, TaskMix,
     Validation, Variant,
