@@ -9,27 +9,12 @@
 
 use std::path::PathBuf;
 
-use graft_data::synthetic::{planted_clusters, SyntheticConfig};
-use graft_data::LeaveOneOut;
 use graft_elmrec::model::Example;
 use graft_elmrec::{Backbone, ElmrecConfig, ElmrecModel, Finetune, ItemTrie, Variant};
 use graft_lm::T5Config;
 use tch::Device;
 
 mod common;
-
-fn split() -> LeaveOneOut {
-    let syn = planted_clusters(&SyntheticConfig {
-        users: 30,
-        items: 40,
-        clusters: 3,
-        interactions_per_user: 8,
-        in_cluster: 0.9,
-        seed: 3,
-    })
-    .expect("synthetic");
-    LeaveOneOut::new(&syn.dataset)
-}
 
 fn cfg(backbone: Backbone) -> ElmrecConfig {
     ElmrecConfig {
@@ -56,7 +41,7 @@ fn t5() -> Option<ElmrecModel> {
         num_heads: 4,
         ..T5Config::t5_small()
     });
-    Some(ElmrecModel::new(&cfg(backbone), &split(), tok, Device::Cpu).expect("t5 model"))
+    Some(ElmrecModel::new(&cfg(backbone), &common::split(), tok, Device::Cpu).expect("t5 model"))
 }
 
 /// The tiny LLaMA fixture with LoRA adapters.
@@ -71,7 +56,7 @@ fn llama() -> Option<ElmrecModel> {
         finetune: Finetune::Lora(graft_lora::LoraConfig::default()),
         bf16_base: false,
     };
-    Some(ElmrecModel::new(&cfg(backbone), &split(), tok, Device::Cpu).expect("llama model"))
+    Some(ElmrecModel::new(&cfg(backbone), &common::split(), tok, Device::Cpu).expect("llama model"))
 }
 
 fn direct(user: u32, candidates: &[u32], target: u32) -> Example {

@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 
 use graft_baselines::{EvalSet, Split};
-use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::LeaveOneOut;
 use graft_elmrec::model::Example;
 use graft_elmrec::pipeline::{train_and_evaluate, Runtime};
@@ -16,6 +15,9 @@ use graft_elmrec::{Backbone, ElmrecConfig, ElmrecModel, EvalConfig, Finetune, Va
 use graft_lora::LoraConfig;
 use graft_prompt::Task;
 use tch::{Device, Kind, Tensor};
+
+mod common;
+use common::split;
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../graft-lm/tests/fixtures/llama_tiny")
@@ -31,19 +33,6 @@ fn tokenizer() -> tokenizers::Tokenizer {
     let tok = graft_lm::tokenizer::char_level_tokenizer(chars, &[], false).expect("tokenizer");
     assert!(tok.get_vocab_size(true) <= 64);
     tok
-}
-
-fn split() -> LeaveOneOut {
-    let syn = planted_clusters(&SyntheticConfig {
-        users: 40,
-        items: 60,
-        clusters: 3,
-        interactions_per_user: 8,
-        in_cluster: 0.9,
-        seed: 1,
-    })
-    .expect("synthetic");
-    LeaveOneOut::new(&syn.dataset)
 }
 
 fn cfg(variant: Variant, finetune: Finetune) -> ElmrecConfig {

@@ -15,7 +15,7 @@ use graft_prompt::Task;
 use tch::{Device, Kind};
 
 mod common;
-use common::tokenizer;
+use common::{split, tokenizer};
 
 fn tiny_t5() -> Backbone {
     Backbone::Custom(T5Config {
@@ -27,19 +27,6 @@ fn tiny_t5() -> Backbone {
         num_heads: 4,
         ..T5Config::t5_small()
     })
-}
-
-fn split() -> LeaveOneOut {
-    let syn = planted_clusters(&SyntheticConfig {
-        users: 40,
-        items: 60,
-        clusters: 3,
-        interactions_per_user: 8,
-        in_cluster: 0.9,
-        seed: 1,
-    })
-    .expect("synthetic");
-    LeaveOneOut::new(&syn.dataset)
 }
 
 fn cfg(variant: Variant) -> ElmrecConfig {

@@ -1,6 +1,11 @@
 //! Helpers shared by the graft-elmrec integration tests.
 
+#![allow(dead_code)]
+
 use std::path::PathBuf;
+
+use graft_data::synthetic::{planted_clusters, SyntheticConfig};
+use graft_data::LeaveOneOut;
 
 /// The real T5 tokenizer (`GRAFT_T5_TOKENIZER`, else the fetched copy in
 /// `.cache/models`); `None` with a message when absent, a failure when
@@ -25,4 +30,19 @@ pub fn tokenizer() -> Option<tokenizers::Tokenizer> {
         return None;
     }
     Some(graft_lm::t5::t5_tokenizer(&path).expect("tokenizer"))
+}
+
+/// The tiny synthetic dataset every pipeline test uses (40 users, 60
+/// items in 3 planted clusters), split leave-one-out.
+pub fn split() -> LeaveOneOut {
+    let syn = planted_clusters(&SyntheticConfig {
+        users: 40,
+        items: 60,
+        clusters: 3,
+        interactions_per_user: 8,
+        in_cluster: 0.9,
+        seed: 1,
+    })
+    .expect("synthetic");
+    LeaveOneOut::new(&syn.dataset)
 }
