@@ -75,6 +75,19 @@ impl ElmrecModel {
     ) -> Result<(Self, StoredRun)> {
         let run = RunDir::open(run_dir)?;
         let stored: StoredRun = run.config()?;
+        let model = Self::load_stored(&run, &stored, split, tok, device)?;
+        Ok((model, stored))
+    }
+
+    /// [`load`](Self::load) with the run's configuration already read.
+    fn load_stored(
+        run: &RunDir,
+        stored: &StoredRun,
+        split: &LeaveOneOut,
+        tok: Tokenizer,
+        device: Device,
+    ) -> Result<Self> {
+        let run_dir = run.path();
         if (stored.users, stored.items) != (split.n_users(), split.n_items) {
             return Err(ElmrecError::Config(format!(
                 "{}: the run was trained on {} users and {} items, this data has {} and {}",
@@ -86,14 +99,14 @@ impl ElmrecModel {
             )));
         }
         let model = ElmrecModel::new(&stored.model, split, tok, device)?;
-        if !graft_train::load_best(&run, &model.named_parameters())? {
+        if !graft_train::load_best(run, &model.named_parameters())? {
             return Err(ElmrecError::Config(format!(
                 "{}: no {} (the run has not reached a validation yet)",
                 run_dir.display(),
                 graft_train::BEST_FILE
             )));
         }
-        Ok((model, stored))
+        Ok(model)
     }
 }
 
@@ -126,7 +139,8 @@ impl ElmrecRecommender {
         tok: Tokenizer,
         device: Device,
     ) -> Result<Self> {
-        let stored: StoredRun = RunDir::open(run_dir)?.config()?;
+        let run = RunDir::open(run_dir)?;
+        let stored: StoredRun = run.config()?;
         if stored.model.tasks == TaskMix::Direct {
             return Err(ElmrecError::Config(format!(
                 "{}: this run was trained on the direct task only; recommending among all \
@@ -139,7 +153,7 @@ impl ElmrecRecommender {
             .reindex
             .permutation(split.n_items, stored.eval.seed);
         let renumbered = to_model.apply_split(split)?;
-        let (model, stored) = ElmrecModel::load(run_dir, &renumbered, tok, device)?;
+        let model = ElmrecModel::load_stored(&run, &stored, &renumbered, tok, device)?;
         let mut to_data = vec![0; split.n_items];
         for old in 0..split.n_items as u32 {
             to_data[to_model.apply(old) as usize] = old;

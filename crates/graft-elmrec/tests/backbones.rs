@@ -135,7 +135,10 @@ fn padding_does_not_leak(m: &ElmrecModel) {
             sequential(9, &[1, 2, 3, 5, 8, 13, 21, 34], 30),
         ),
     ] {
-        let (la, lb) = (loss(m, &[a.clone()]), loss(m, &[b.clone()]));
+        let (la, lb) = (
+            loss(m, std::slice::from_ref(&a)),
+            loss(m, std::slice::from_ref(&b)),
+        );
         let (na, nb) = (
             m.item_tokens(a.target).unwrap().len() as f64,
             m.item_tokens(b.target).unwrap().len() as f64,
