@@ -393,7 +393,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         println!(
             "  {} steps ({}), {best}, {:.0} s training, {:.0} s evaluation",
             result.training.steps,
-            result.training.stop,
+            result.training.stop_text(),
             result.training.seconds,
             result.test.seconds
         );

@@ -150,6 +150,31 @@ pub enum StopReason {
     EarlyStopping,
 }
 
+impl StopReason {
+    /// The reason of a [`TrainSummary::stop`] name (`None` for another
+    /// string).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "MaxSteps" => Some(Self::MaxSteps),
+            "Budget" => Some(Self::Budget),
+            "EarlyStopping" => Some(Self::EarlyStopping),
+            _ => None,
+        }
+    }
+}
+
+/// Words for people: `step limit reached`, `time budget spent`, `early
+/// stopping`.
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::MaxSteps => "step limit reached",
+            Self::Budget => "time budget spent",
+            Self::EarlyStopping => "early stopping",
+        })
+    }
+}
+
 /// What [`train`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainOutcome {
@@ -183,6 +208,14 @@ pub struct TrainSummary {
     pub seconds: f64,
     /// Step a resumed run started from.
     pub resumed_from: Option<u64>,
+}
+
+impl TrainSummary {
+    /// Why training stopped, in words ([`StopReason`]'s `Display`; the
+    /// stored name itself if it is not one).
+    pub fn stop_text(&self) -> String {
+        StopReason::from_name(&self.stop).map_or_else(|| self.stop.clone(), |r| r.to_string())
+    }
 }
 
 impl From<&TrainOutcome> for TrainSummary {
@@ -522,4 +555,22 @@ pub fn load_best(run: &RunDir, params: &[(String, Tensor)]) -> Result<bool> {
         p.shallow_clone().f_copy_(&t)?;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopReason;
+
+    #[test]
+    fn stop_reasons_read_back_from_their_stored_names() {
+        for r in [
+            StopReason::MaxSteps,
+            StopReason::Budget,
+            StopReason::EarlyStopping,
+        ] {
+            assert_eq!(StopReason::from_name(&format!("{r:?}")), Some(r));
+            assert!(!r.to_string().contains(&format!("{r:?}")));
+        }
+        assert_eq!(StopReason::from_name("budget"), None);
+    }
 }
