@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use graft_elmrec::model::Example;
 use graft_elmrec::{Backbone, ElmrecConfig, ElmrecModel, Finetune, ItemTrie, Variant};
-use graft_lm::T5Config;
 use tch::Device;
 
 mod common;
@@ -32,16 +31,10 @@ fn cfg(backbone: Backbone) -> ElmrecConfig {
 /// required).
 fn t5() -> Option<ElmrecModel> {
     let tok = common::tokenizer()?;
-    let backbone = Backbone::Custom(T5Config {
-        d_model: 32,
-        d_kv: 8,
-        d_ff: 64,
-        num_layers: 2,
-        num_decoder_layers: None,
-        num_heads: 4,
-        ..T5Config::t5_small()
-    });
-    Some(ElmrecModel::new(&cfg(backbone), &common::split(), tok, Device::Cpu).expect("t5 model"))
+    Some(
+        ElmrecModel::new(&cfg(common::tiny_t5()), &common::split(), tok, Device::Cpu)
+            .expect("t5 model"),
+    )
 }
 
 /// The tiny LLaMA fixture with LoRA adapters.

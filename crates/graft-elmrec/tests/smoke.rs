@@ -10,24 +10,11 @@ use graft_elmrec::pipeline::{train_and_evaluate, Runtime};
 use graft_elmrec::{
     Backbone, ElmrecConfig, ElmrecModel, EvalConfig, TargetPieces, TaskMix, Variant,
 };
-use graft_lm::T5Config;
 use graft_prompt::Task;
 use tch::{Device, Kind};
 
 mod common;
-use common::{split, tokenizer};
-
-fn tiny_t5() -> Backbone {
-    Backbone::Custom(T5Config {
-        d_model: 32,
-        d_kv: 8,
-        d_ff: 64,
-        num_layers: 2,
-        num_decoder_layers: None,
-        num_heads: 4,
-        ..T5Config::t5_small()
-    })
-}
+use common::{split, tiny_t5, tokenizer};
 
 fn cfg(variant: Variant) -> ElmrecConfig {
     ElmrecConfig {

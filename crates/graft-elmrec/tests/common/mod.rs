@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::LeaveOneOut;
+use graft_elmrec::Backbone;
+use graft_lm::T5Config;
 
 /// The real T5 tokenizer (`GRAFT_T5_TOKENIZER`, else the fetched copy in
 /// `.cache/models`); `None` with a message when absent, a failure when
@@ -45,4 +47,17 @@ pub fn split() -> LeaveOneOut {
     })
     .expect("synthetic");
     LeaveOneOut::new(&syn.dataset)
+}
+
+/// A tiny random T5 (width 32, two layers of each stack).
+pub fn tiny_t5() -> Backbone {
+    Backbone::Custom(T5Config {
+        d_model: 32,
+        d_kv: 8,
+        d_ff: 64,
+        num_layers: 2,
+        num_decoder_layers: None,
+        num_heads: 4,
+        ..T5Config::t5_small()
+    })
 }
