@@ -7,9 +7,7 @@ use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::LeaveOneOut;
 use graft_elmrec::model::Example;
 use graft_elmrec::pipeline::{train_and_evaluate, Runtime};
-use graft_elmrec::{
-    Backbone, ElmrecConfig, ElmrecModel, EvalConfig, TargetPieces, TaskMix, Variant,
-};
+use graft_elmrec::{ElmrecConfig, ElmrecModel, EvalConfig, TargetPieces, TaskMix, Variant};
 use graft_prompt::Task;
 use tch::{Device, Kind};
 
