@@ -557,8 +557,29 @@ fn test(args: &[String]) -> Result<()> {
     step("running the doctests");
     run(cargo()
         .args(["test", "--workspace", "--doc", "--features", TEST_FEATURES])
-        .args(args))
+        .args(args))?;
+    step("building the CUDA tests (they run on a GPU machine only: device/check.sh)");
+    run(cargo().args(CUDA_TEST_BUILD))
 }
+
+/// Builds the `cuda-tests` test binaries of the four crates that have
+/// them, without running them (CI has no GPU; building keeps them
+/// compiling).
+const CUDA_TEST_BUILD: &[&str] = &[
+    "test",
+    "--no-run",
+    "--tests",
+    "-p",
+    "graft-graph",
+    "-p",
+    "graft-propagate",
+    "-p",
+    "graft-lm",
+    "-p",
+    "graft-lora",
+    "--features",
+    "graft-graph/cuda-tests,graft-propagate/cuda-tests,graft-lm/cuda-tests,graft-lora/cuda-tests",
+];
 
 /// PyTorch Geometric for the GAT peer of the comparison (PyPI).
 const PYG_VERSION: &str = "2.8.1";
