@@ -69,6 +69,37 @@ struct Args {
     /// Skip the GAT comparison.
     #[arg(long)]
     no_gat: bool,
+    /// Device of the libtorch backends and the PyTorch peers: cpu, cuda or
+    /// cuda:N (our pure-Rust kernel always runs on the CPU).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: tch::Device,
+}
+
+fn parse_device(s: &str) -> Result<tch::Device, String> {
+    match s {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(tch::Device::Cuda)
+            .ok_or_else(|| format!("unknown device {s:?} (cpu, cuda, cuda:N)")),
+    }
+}
+
+/// The device's name for the PyTorch scripts (`cpu`, `cuda:N`).
+fn device_name(d: tch::Device) -> String {
+    match d {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// Waits for the device's queued work (timings of CUDA kernels).
+fn sync(d: tch::Device) {
+    if let tch::Device::Cuda(i) = d {
+        tch::Cuda::synchronize(i as i64);
+    }
 }
 
 fn main() {
@@ -87,6 +118,9 @@ fn crate_dir() -> PathBuf {
 fn run(args: Args) -> BoxResult<()> {
     std::fs::create_dir_all(&args.out)?;
     tch::set_num_threads(args.threads as i32);
+    if args.device.is_cuda() && !tch::Cuda::is_available() {
+        return Err("--device cuda, but libtorch sees no CUDA device".into());
+    }
     let (name, graph) = workload(&args)?;
     let adj = graph.normalized()?;
     let n = graph.n_nodes();
@@ -145,14 +179,21 @@ fn run(args: Args) -> BoxResult<()> {
             results.push((format!("{} into buffer", k.name()), median_s(&t)));
         }
         for layout in [SparseLayout::Coo, SparseLayout::Csr] {
-            let k = TchPropagator::new(&adj, layout, tch::Device::Cpu)?;
+            let k = TchPropagator::new(&adj, layout, args.device)?;
             let x = tch::Tensor::f_from_slice(e0.as_slice().unwrap_or(&[]))?
-                .f_view([n as i64, d as i64])?;
+                .f_view([n as i64, d as i64])?
+                .f_to(args.device)?;
             let t = time_runs(args.repeats, || {
-                tch::no_grad(|| k.forward(&x, args.layers, &LayerCombine::Mean))
+                let out = tch::no_grad(|| k.forward(&x, args.layers, &LayerCombine::Mean));
+                sync(args.device);
+                out
             })?;
+            let on = match args.device {
+                tch::Device::Cpu => String::new(),
+                other => format!(" on {}", device_name(other)),
+            };
             results.push((
-                format!("tch-{} (libtorch from Rust)", layout.name()),
+                format!("tch-{}{on} (libtorch from Rust)", layout.name()),
                 median_s(&t),
             ));
         }
@@ -195,7 +236,8 @@ fn run(args: Args) -> BoxResult<()> {
     };
     let summary = json!({
         "graph": name, "nodes": n, "nnz": nnz, "threads": args.threads,
-        "copy_gb_s": copy / 1e9, "machine": machine(), "results": rows, "gat": gat,
+        "copy_gb_s": copy / 1e9, "machine": machine(), "device": device_name(args.device),
+        "results": rows, "gat": gat,
     });
     let path = args.out.join("summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary)?)?;
@@ -210,14 +252,14 @@ fn gat_comparison(args: &Args) -> BoxResult<Value> {
     use graft_propagate::gat::{bench, HeteroGatConfig};
     let batch = bench::synthetic_batch(args.gat_graphs, 16, 8, 2, &SampleGraphOptions::default())?;
     let cfg = HeteroGatConfig::new([64, 64, 64]);
-    let x = bench::random_features(&batch, cfg.in_dims, tch::Kind::Float, tch::Device::Cpu, 7)?;
+    let x = bench::random_features(&batch, cfg.in_dims, tch::Kind::Float, args.device, 7)?;
     println!(
         "\nGAT expert ({} graphs of 1 user + 16 items + 8 features, inputs 64, layers 8x32 then 1x32; \
          forward + backward + AdamW, {} threads, {} timed steps)",
         args.gat_graphs, args.threads, args.gat_iters
     );
     tch::manual_seed(0);
-    let ours = bench::train_step_throughput(&cfg, &batch, &x, args.gat_iters, 3, tch::Device::Cpu)?;
+    let ours = bench::train_step_throughput(&cfg, &batch, &x, args.gat_iters, 3, args.device)?;
     let mut results = vec![(
         "graft HeteroGat (tch from Rust)".to_string(),
         ours.graphs_per_s,
@@ -233,6 +275,7 @@ fn gat_comparison(args: &Args) -> BoxResult<Value> {
                 .arg("--batch")
                 .arg(&file)
                 .args(["--impl", imp, "--threads", &args.threads.to_string()])
+                .args(["--device", &device_name(args.device)])
                 .args(["--iters", &args.gat_iters.to_string(), "--warmup", "3"])
                 .output()?;
             match out.status.code() {
@@ -323,6 +366,7 @@ fn python_bench(
         .args(["--layers", &args.layers.to_string()])
         .args(["--threads", &args.threads.to_string()])
         .args(["--repeats", &args.repeats.to_string()])
+        .args(["--device", &device_name(args.device)])
         .output()
         .map_err(|e| {
             format!(
@@ -345,7 +389,10 @@ fn python_bench(
         let name = v["impl"].as_str().unwrap_or("pytorch").to_string();
         let t = v["median_s"].as_f64().ok_or("python bench: no median_s")?;
         if let Some(torch) = v["torch"].as_str() {
-            eprintln!("{name}: torch {torch}, {} threads", v["threads"]);
+            eprintln!(
+                "{name}: torch {torch}, {} threads, on {}",
+                v["threads"], v["device"]
+            );
         }
         res.push((name, t));
     }

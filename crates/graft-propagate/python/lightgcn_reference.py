@@ -14,9 +14,10 @@ Commands:
   propagate --input IN --output OUT --layers L [--layout coo|csr] [--combine mean|last]
       writes "out" (float32, the layer mean or the last layer, computed as
       the ELMRec code does) and "out64" (the same in float64) to OUT.
-  bench --input IN --layers L --threads T [--repeats R] [--layout coo,csr]
+  bench --input IN --layers L --threads T [--repeats R] [--layout coo,csr] [--device cpu|cuda:N]
       times the propagation (adjacency prepared beforehand, as a model
-      would keep it) and prints one JSON line per layout.
+      would keep it; on CUDA, waiting for the kernels) and prints one JSON
+      line per layout.
 
 Run with the project venv: .venv/bin/python crates/graft-propagate/python/lightgcn_reference.py ...
 """
@@ -80,14 +81,23 @@ def cmd_propagate(args):
 def cmd_bench(args):
     torch.set_num_threads(args.threads)
     edges, n_users, n_items, e0 = load_input(args.input)
+    device = torch.device(args.device)
+    e0 = e0.to(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for layout in args.layout.split(","):
-        adj = normalized_adjacency(edges, n_users, n_items, layout, torch.float32)
+        adj = normalized_adjacency(edges, n_users, n_items, layout, torch.float32).to(device)
         times = []
         with torch.no_grad():
             propagate(adj, e0, args.layers, "mean")  # warm-up
+            sync()
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
                 propagate(adj, e0, args.layers, "mean")
+                sync()
                 times.append(time.perf_counter() - t0)
         times.sort()
         print(
@@ -99,6 +109,7 @@ def cmd_bench(args):
                     "repeats": args.repeats,
                     "threads": torch.get_num_threads(),
                     "torch": torch.__version__,
+                    "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     "nnz": int(adj._nnz()),
                     "n": n_users + n_items,
                     "d": int(e0.shape[1]),
@@ -123,6 +134,7 @@ def main():
     b.add_argument("--threads", type=int, required=True)
     b.add_argument("--repeats", type=int, default=7)
     b.add_argument("--layout", default="coo,csr")
+    b.add_argument("--device", default="cpu")
     args = p.parse_args()
     {"propagate": cmd_propagate, "bench": cmd_bench}[args.cmd](args)
 
