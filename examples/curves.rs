@@ -14,6 +14,9 @@
 //!
 //! A malformed line stops the example with its file, line and reason.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +32,10 @@ enum What {
     Eval,
     /// Minus the validation metric (for runs that log minus a loss).
     NegEval,
+    /// ELMRec's validation HR@10 of the direct task (`valid_hr_direct`).
+    ValidDirect,
+    /// ELMRec's validation HR@10 of the sequential task (`valid_hr_sequential`).
+    ValidSequential,
 }
 
 #[derive(Debug, Parser)]
@@ -75,6 +82,8 @@ fn points(log: &Path, what: What) -> Result<Vec<(f64, f64)>, Box<dyn Error>> {
         let key = match what {
             What::Loss => "loss",
             What::Eval | What::NegEval => "eval",
+            What::ValidDirect => "valid_hr_direct",
+            What::ValidSequential => "valid_hr_sequential",
         };
         let Some(y) = v.get(key) else { continue };
         let y = y
@@ -89,8 +98,11 @@ fn points(log: &Path, what: What) -> Result<Vec<(f64, f64)>, Box<dyn Error>> {
     Ok(out)
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    cli::exit(run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mut series = Vec::new();
     for run in &args.runs {
         let name = run
@@ -99,9 +111,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         let pts = points(&run.join("log.jsonl"), args.what)?;
         if pts.is_empty() {
             return Err(format!(
-                "{}: no {:?} records",
+                "{}: no {} records",
                 run.join("log.jsonl").display(),
                 args.what
+                    .to_possible_value()
+                    .map_or_else(String::new, |v| v.get_name().to_owned())
             )
             .into());
         }
@@ -117,6 +131,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             What::Loss => "training loss",
             What::Eval => "validation metric",
             What::NegEval => "validation loss",
+            What::ValidDirect => "validation HR@10, direct",
+            What::ValidSequential => "validation HR@10, sequential",
         }
         .into()
     });
@@ -164,6 +180,12 @@ mod tests {
         assert_eq!(points(&path, What::Loss).unwrap(), [(1.0, 0.9), (2.0, 0.7)]);
         assert_eq!(points(&path, What::Eval).unwrap(), [(2.0, -3.5)]);
         assert_eq!(points(&path, What::NegEval).unwrap(), [(2.0, 3.5)]);
+        let (_dir, path) = log(concat!(
+            "{\"step\":5,\"loss\":0.9}\n",
+            "{\"step\":5,\"eval\":0.1,\"valid_hr_direct\":0.15,\"valid_hr_sequential\":0.05}\n",
+        ));
+        assert_eq!(points(&path, What::ValidDirect).unwrap(), [(5.0, 0.15)]);
+        assert_eq!(points(&path, What::ValidSequential).unwrap(), [(5.0, 0.05)]);
     }
 
     #[test]

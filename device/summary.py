@@ -1,0 +1,75 @@
+"""Collects what device/check.sh wrote into one summary.json.
+
+Usage: python3 summary.py OUT_DIR SECONDS
+"""
+
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def test_counts(log):
+    """passed/failed/ignored summed over every `test result:` line."""
+    total = {"passed": 0, "failed": 0, "ignored": 0}
+    for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", log):
+        for k, v in zip(("passed", "failed", "ignored"), m.groups()):
+            total[k] += int(v)
+    total["failures"] = re.findall(r"^test (\S+) \.\.\. FAILED", log, re.M)
+    return total
+
+
+def elmrec_steps(out):
+    """Seconds per training step (median of the logged increments, first 10 dropped)."""
+    logs = glob.glob(os.path.join(out, "elmrec", "*", "log.jsonl"))
+    if not logs:
+        return None
+    secs = []
+    for line in read(logs[0]).splitlines():
+        r = json.loads(line)
+        if "loss" in r:
+            secs.append((r["step"], r["seconds"]))
+    deltas = [b[1] - a[1] for a, b in zip(secs, secs[1:])][10:]
+    return {
+        "steps": len(secs),
+        "median_s_per_step": statistics.median(deltas) if deltas else None,
+        "batch": 64,
+        "backbone": "t5-small, bf16 products",
+    }
+
+
+def main():
+    out, seconds = sys.argv[1], float(sys.argv[2])
+    exits = dict(line.split() for line in read(os.path.join(out, "tests.txt")).splitlines() if line.strip())
+    tests = {
+        os.path.basename(p)[: -len(".log")]: test_counts(read(p))
+        for p in sorted(glob.glob(os.path.join(out, "test-*.log")))
+    }
+    compare = read(os.path.join(out, "compare", "summary.json"))
+    summary = {
+        "gpu": read(os.path.join(out, "gpu.txt")).strip(),
+        "torch": read(os.path.join(out, "torch.txt")).strip(),
+        "seconds": seconds,
+        "exit_status": exits,
+        "cuda_tests": tests,
+        "propagation_and_gat": json.loads(compare) if compare else None,
+        "elmrec_t5_small_training": elmrec_steps(out),
+        "elcorec_smollm2_lora": "not in this check yet (needs a SmolLM2-shaped model with seeded random weights)",
+    }
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(json.dumps({k: summary[k] for k in ("gpu", "seconds", "exit_status")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
