@@ -15,9 +15,10 @@ pub struct DeviceArg {
 }
 
 impl DeviceArg {
-    /// The runtime for `--device` (progress bars on).
+    /// The runtime for `--device` (progress bars on); a CUDA device that
+    /// is not here is an error.
     pub fn runtime(&self) -> graft::train::Result<Runtime> {
-        Runtime::from_device_name(&self.device)
+        Runtime::from_device_name(&self.device)?.available()
     }
 }
 

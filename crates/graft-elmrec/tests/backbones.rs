@@ -16,15 +16,7 @@ use tch::Device;
 mod common;
 
 fn cfg(backbone: Backbone) -> ElmrecConfig {
-    ElmrecConfig {
-        backbone,
-        alpha_direct: 1.0,
-        alpha_sequential: 1.0,
-        sigma: 1.0,
-        layers: 2,
-        ..ElmrecConfig::default()
-    }
-    .with_variant(Variant::Elmrec)
+    common::tiny_cfg(backbone).with_variant(Variant::Elmrec)
 }
 
 /// A tiny random T5 (`None` when the T5 tokenizer is absent and not

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use graft_baselines::{EvalSet, Split};
 use graft_elmrec::pipeline::{train_and_evaluate, RunResult, Runtime};
-use graft_elmrec::{ElmrecConfig, EvalConfig, Sampling, TaskMix, Validation, Variant};
+use graft_elmrec::{ElmrecConfig, Sampling, TaskMix, Validation, Variant};
 use graft_train::LrDecay;
 use tch::Device;
 
@@ -27,15 +27,7 @@ const CHILD_DIR: &str = "GRAFT_KILL_TEST_DIR";
 
 fn cfg() -> ElmrecConfig {
     ElmrecConfig {
-        backbone: common::tiny_t5(),
-        alpha_direct: 1.0,
-        alpha_sequential: 1.0,
-        sigma: 1.0,
-        layers: 2,
-        train_negatives: 9,
         tasks: TaskMix::Both,
-        batch_size: 8,
-        micro_batch: 4,
         sampling: Sampling::Epochs,
         bucket_by_length: true,
         lr_warmup_steps: 5,
@@ -44,33 +36,19 @@ fn cfg() -> ElmrecConfig {
         eval_every: 10,
         checkpoint_every: 3,
         patience: Some(100),
-        valid_users: 10,
         validation: Validation::Generation {
             k: 10,
             beams: 4,
             negatives: 19,
         },
-        ..ElmrecConfig::default()
+        ..common::tiny_cfg(common::tiny_t5())
     }
     .with_variant(Variant::Elmrec)
 }
 
-fn eval_cfg() -> EvalConfig {
-    EvalConfig {
-        test_users: Some(15),
-        negatives: 19,
-        beams_direct: 5,
-        beams_sequential: 6,
-        rerank_n: 3,
-        ks: vec![5, 10],
-        resamples: 50,
-        seed: 3,
-    }
-}
-
 fn run(dir: &Path) -> RunResult {
     let split = common::split();
-    let eval = eval_cfg();
+    let eval = common::eval_cfg();
     let test = EvalSet::build(
         &split,
         Split::Test,

@@ -11,7 +11,7 @@ use graft_baselines::{EvalSet, Split};
 use graft_data::LeaveOneOut;
 use graft_elmrec::model::Example;
 use graft_elmrec::pipeline::{train_and_evaluate, Runtime};
-use graft_elmrec::{Backbone, ElmrecConfig, ElmrecModel, EvalConfig, Finetune, Variant};
+use graft_elmrec::{Backbone, ElmrecConfig, ElmrecModel, Finetune, Variant};
 use graft_lora::LoraConfig;
 use graft_prompt::Task;
 use tch::{Device, Kind, Tensor};
@@ -37,24 +37,12 @@ fn tokenizer() -> tokenizers::Tokenizer {
 
 fn cfg(variant: Variant, finetune: Finetune) -> ElmrecConfig {
     ElmrecConfig {
-        backbone: Backbone::Llama {
+        checkpoint_every: 4,
+        ..common::tiny_cfg(Backbone::Llama {
             weights: fixture(),
             finetune,
             bf16_base: false,
-        },
-        alpha_direct: 1.0,
-        alpha_sequential: 1.0,
-        sigma: 1.0,
-        layers: 2,
-        train_negatives: 9,
-        batch_size: 8,
-        micro_batch: 4,
-        max_steps: 12,
-        eval_every: 4,
-        checkpoint_every: 4,
-        patience: Some(10),
-        valid_users: 10,
-        ..ElmrecConfig::default()
+        })
     }
     .with_variant(variant)
 }
@@ -67,16 +55,7 @@ fn lora() -> Finetune {
 fn llama_pipeline_trains_and_evaluates() {
     let _rng = global_rng();
     let split = split();
-    let eval = EvalConfig {
-        test_users: Some(15),
-        negatives: 19,
-        beams_direct: 5,
-        beams_sequential: 6,
-        rerank_n: 3,
-        ks: vec![5, 10],
-        resamples: 50,
-        seed: 3,
-    };
+    let eval = common::eval_cfg();
     let test = EvalSet::build(
         &split,
         Split::Test,

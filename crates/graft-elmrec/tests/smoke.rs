@@ -12,26 +12,10 @@ use graft_prompt::Task;
 use tch::{Device, Kind};
 
 mod common;
-use common::{split, tiny_t5, tokenizer};
+use common::{eval_cfg, split, tiny_t5, tokenizer};
 
 fn cfg(variant: Variant) -> ElmrecConfig {
-    ElmrecConfig {
-        backbone: tiny_t5(),
-        alpha_direct: 1.0,
-        alpha_sequential: 1.0,
-        sigma: 1.0,
-        layers: 2,
-        train_negatives: 9,
-        batch_size: 8,
-        micro_batch: 4,
-        max_steps: 12,
-        eval_every: 4,
-        checkpoint_every: 2,
-        patience: Some(10),
-        valid_users: 10,
-        ..ElmrecConfig::default()
-    }
-    .with_variant(variant)
+    common::tiny_cfg(tiny_t5()).with_variant(variant)
 }
 
 /// [`train_and_evaluate`] on the CPU without a progress bar.
@@ -48,19 +32,6 @@ fn run_cpu(
         progress: false,
     };
     train_and_evaluate(cfg, eval, split, test, tok, dir, rt)
-}
-
-fn eval_cfg() -> EvalConfig {
-    EvalConfig {
-        test_users: Some(15),
-        negatives: 19,
-        beams_direct: 5,
-        beams_sequential: 6,
-        rerank_n: 3,
-        ks: vec![5, 10],
-        resamples: 50,
-        seed: 3,
-    }
 }
 
 #[test]

@@ -56,4 +56,30 @@ impl Runtime {
             progress: true,
         })
     }
+
+    /// `self` if its device is here: a CUDA device must be one libtorch
+    /// sees (so a missing GPU is one clear error before any work, not a
+    /// libtorch exception at the first tensor).
+    ///
+    /// ```
+    /// use graft_train::Runtime;
+    /// assert!(Runtime::from_device_name("cpu")?.available().is_ok());
+    /// assert!(Runtime::from_device_name("cuda:99")?.available().is_err());
+    /// # Ok::<(), graft_train::TrainError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] for a CUDA device beyond those libtorch sees.
+    pub fn available(self) -> Result<Self> {
+        if let Device::Cuda(n) = self.device {
+            let count = tch::Cuda::device_count();
+            if i64::try_from(n).map_or(true, |n| n >= count) {
+                return Err(TrainError::Config(format!(
+                    "CUDA device {n} asked for, but libtorch sees {count} CUDA device(s) \
+                     (no GPU or driver here, or a libtorch without CUDA)"
+                )));
+            }
+        }
+        Ok(self)
+    }
 }

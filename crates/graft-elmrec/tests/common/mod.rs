@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::LeaveOneOut;
-use graft_elmrec::Backbone;
+use graft_elmrec::{Backbone, ElmrecConfig, EvalConfig};
 use graft_lm::T5Config;
 
 /// The real T5 tokenizer (`GRAFT_T5_TOKENIZER`, else the fetched copy in
@@ -60,4 +60,39 @@ pub fn tiny_t5() -> Backbone {
         num_heads: 4,
         ..T5Config::t5_small()
     })
+}
+
+/// The small training settings the pipeline tests start from (12 steps of
+/// batch 8 in micro-batches of 4, validation every 4, checkpoints every 2).
+pub fn tiny_cfg(backbone: Backbone) -> ElmrecConfig {
+    ElmrecConfig {
+        backbone,
+        alpha_direct: 1.0,
+        alpha_sequential: 1.0,
+        sigma: 1.0,
+        layers: 2,
+        train_negatives: 9,
+        batch_size: 8,
+        micro_batch: 4,
+        max_steps: 12,
+        eval_every: 4,
+        checkpoint_every: 2,
+        patience: Some(10),
+        valid_users: 10,
+        ..ElmrecConfig::default()
+    }
+}
+
+/// A small test protocol: 15 users, 19 negatives, narrow beams.
+pub fn eval_cfg() -> EvalConfig {
+    EvalConfig {
+        test_users: Some(15),
+        negatives: 19,
+        beams_direct: 5,
+        beams_sequential: 6,
+        rerank_n: 3,
+        ks: vec![5, 10],
+        resamples: 50,
+        seed: 3,
+    }
 }
