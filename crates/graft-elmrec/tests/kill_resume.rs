@@ -14,7 +14,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use graft_baselines::{EvalSet, Split};
 use graft_elmrec::pipeline::{train_and_evaluate, RunResult, Runtime};
 use graft_elmrec::{ElmrecConfig, Sampling, TaskMix, Validation, Variant};
 use graft_train::LrDecay;
@@ -49,14 +48,7 @@ fn cfg() -> ElmrecConfig {
 fn run(dir: &Path) -> RunResult {
     let split = common::split();
     let eval = common::eval_cfg();
-    let test = EvalSet::build(
-        &split,
-        Split::Test,
-        eval.test_users,
-        eval.negatives,
-        eval.seed,
-    )
-    .expect("test set");
+    let test = common::test_set(&split, &eval);
     let tok = common::tokenizer().expect("tokenizer");
     let rt = Runtime {
         device: Device::Cpu,

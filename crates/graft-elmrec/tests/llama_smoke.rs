@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 
-use graft_baselines::{EvalSet, Split};
 use graft_data::LeaveOneOut;
 use graft_elmrec::model::Example;
 use graft_elmrec::pipeline::{train_and_evaluate, Runtime};
@@ -56,14 +55,7 @@ fn llama_pipeline_trains_and_evaluates() {
     let _rng = global_rng();
     let split = split();
     let eval = common::eval_cfg();
-    let test = EvalSet::build(
-        &split,
-        Split::Test,
-        eval.test_users,
-        eval.negatives,
-        eval.seed,
-    )
-    .expect("test set");
+    let test = common::test_set(&split, &eval);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(Variant::Elmrec, lora());
     let res = train_and_evaluate(

@@ -40,14 +40,7 @@ fn pipeline_trains_resumes_and_evaluates() {
     let Some(tok) = tokenizer() else { return };
     let split = split();
     let eval = eval_cfg();
-    let test = EvalSet::build(
-        &split,
-        Split::Test,
-        eval.test_users,
-        eval.negatives,
-        eval.seed,
-    )
-    .expect("test set");
+    let test = common::test_set(&split, &eval);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(Variant::Elmrec);
     let first = run_cpu(&cfg, &eval, &split, &test, tok.clone(), dir.path()).expect("train");

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use graft_baselines::{EvalSet, Split};
 use graft_data::synthetic::{planted_clusters, SyntheticConfig};
 use graft_data::LeaveOneOut;
 use graft_elmrec::{Backbone, ElmrecConfig, EvalConfig};
@@ -95,4 +96,16 @@ pub fn eval_cfg() -> EvalConfig {
         resamples: 50,
         seed: 3,
     }
+}
+
+/// The test users `eval` draws from `split` (its seed, its negatives).
+pub fn test_set(split: &LeaveOneOut, eval: &EvalConfig) -> EvalSet {
+    EvalSet::build(
+        split,
+        Split::Test,
+        eval.test_users,
+        eval.negatives,
+        eval.seed,
+    )
+    .expect("test set")
 }
