@@ -29,9 +29,11 @@ def test_counts(log):
     return total
 
 
-def elmrec_steps(out):
-    """Seconds per training step (median of the logged increments, first 10 dropped)."""
-    logs = glob.glob(os.path.join(out, "elmrec", "*", "log.jsonl"))
+def step_times(out, run, drop, **about):
+    """Seconds per training step of the run directory OUT/RUN (a glob;
+    median of the logged increments, the first DROP dropped), with what
+    the run was."""
+    logs = glob.glob(os.path.join(out, run, "log.jsonl"))
     if not logs:
         return None
     secs = []
@@ -39,12 +41,11 @@ def elmrec_steps(out):
         r = json.loads(line)
         if "loss" in r:
             secs.append((r["step"], r["seconds"]))
-    deltas = [b[1] - a[1] for a, b in zip(secs, secs[1:])][10:]
+    deltas = [b[1] - a[1] for a, b in zip(secs, secs[1:])][drop:]
     return {
         "steps": len(secs),
         "median_s_per_step": statistics.median(deltas) if deltas else None,
-        "batch": 64,
-        "backbone": "t5-small, bf16 products",
+        **about,
     }
 
 
@@ -63,8 +64,17 @@ def main():
         "exit_status": exits,
         "cuda_tests": tests,
         "propagation_and_gat": json.loads(compare) if compare else None,
-        "elmrec_t5_small_training": elmrec_steps(out),
-        "elcorec_smollm2_lora": "not in this check yet (needs a SmolLM2-shaped model with seeded random weights)",
+        "elmrec_t5_small_training": step_times(
+            out, "elmrec/*", 10, batch=64, backbone="t5-small, bf16 products"
+        ),
+        "elcorec_smollm2_lora": step_times(
+            out,
+            "elcorec/smollm2-*",
+            5,
+            batch=64,
+            backbone="SmolLM2-135M architecture, seeded random weights (timing only), "
+            "bf16 frozen projections, LoRA r 8, GAT token, RAP prompts K 15",
+        ),
     }
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

@@ -135,7 +135,18 @@ struct Args {
     expert: CtrModel,
     #[command(flatten)]
     gguf: GgufArg,
-    /// all-MiniLM-L6-v2 folder (retrieval embeddings).
+    /// Timing only: SmolLM2's architecture and tokenizer from the GGUF
+    /// (which may then hold metadata only, see the `gguf` example) with
+    /// weights drawn from this seed instead of the pretrained ones. The
+    /// model knows nothing: its AUC is no result.
+    #[arg(long, value_name = "SEED")]
+    llm_random_weights: Option<u64>,
+    /// Compute (or read back) the item embeddings into --embedding-cache,
+    /// then stop: what a machine without the MiniLM files needs carried.
+    #[arg(long)]
+    embed_only: bool,
+    /// all-MiniLM-L6-v2 folder (retrieval embeddings; read only when the
+    /// embedding cache lacks an item).
     #[arg(
         long,
         env = "GRAFT_MINILM_DIR",
@@ -217,6 +228,25 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         args.k_gat,
         args.k
     );
+    let embed = || {
+        item_embeddings(
+            &data.dataset,
+            || Ok(graft_lm::SentenceEncoder::load(&args.minilm, device)?.0),
+            "all-MiniLM-L6-v2",
+            &args.embedding_cache,
+            true,
+        )
+    };
+    if args.embed_only {
+        let emb = embed()?;
+        println!(
+            "{} item embeddings of width {} in {}",
+            emb.nrows(),
+            emb.ncols(),
+            args.embedding_cache.display()
+        );
+        return Ok(());
+    }
     let mut results = Vec::new();
     for (model, factors) in [(CtrModel::Lr, None), (CtrModel::Fm, Some(8))] {
         if args.models.contains(&model) {
@@ -269,16 +299,13 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         }
     }
     if !variants.is_empty() {
-        let (encoder, _) = graft_lm::SentenceEncoder::load(&args.minilm, device)?;
-        let emb = item_embeddings(
-            &data.dataset,
-            &encoder,
-            "all-MiniLM-L6-v2",
-            &args.embedding_cache,
-            true,
-        )?;
-        let index = graft_retrieval::CosineIndex::new(emb.view())?;
+        let index = graft_retrieval::CosineIndex::new(embed()?.view())?;
         let gguf = graft_lm::GgufFile::read(&args.gguf.gguf)?;
+        if let Some(seed) = args.llm_random_weights {
+            println!(
+                "SmolLM2 with random weights (seed {seed}): a timing run, its AUC is no result"
+            );
+        }
         for v in &variants {
             let cfg = LlmConfig {
                 variant: *v,
@@ -305,9 +332,19 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
                 rap_cfg = rap_cfg.with_placeholder(cfg.placeholder.clone());
             }
             let rap = RapBuilder::new(index.clone(), rap_cfg, args.k);
-            let llama = graft_lm::Llama::from_gguf(&gguf, device)?;
+            let (llama, weights) = match args.llm_random_weights {
+                None => (graft_lm::Llama::from_gguf(&gguf, device)?, String::new()),
+                Some(seed) => (
+                    graft_lm::Llama::random(
+                        graft_lm::LlamaConfig::from_gguf(&gguf)?,
+                        seed,
+                        device,
+                    )?,
+                    format!("random{seed}-"),
+                ),
+            };
             let tok = graft_lm::tokenizer::tokenizer_from_gguf(&gguf)?;
-            let dir = args.out.join(format!("smollm2-{}", v.name()));
+            let dir = args.out.join(format!("smollm2-{weights}{}", v.name()));
             println!(
                 "fine-tuning SmolLM2-135M + LoRA, variant {} ({} train samples, budget {:.0} min) in {}",
                 v.name(),
@@ -315,16 +352,12 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
                 args.budget_minutes,
                 dir.display()
             );
-            results.push(run_llm(
-                &data,
-                expert.as_ref(),
-                &rap,
-                llama,
-                tok,
-                &cfg,
-                &dir,
-                rt,
-            )?);
+            let mut r = run_llm(&data, expert.as_ref(), &rap, llama, tok, &cfg, &dir, rt)?;
+            if let Some(seed) = args.llm_random_weights {
+                // Renamed, so that no paired reading takes it for a result.
+                r.model = format!("{} (random weights, seed {seed})", r.model);
+            }
+            results.push(r);
         }
     }
     let mut table = markdown_table(&results);

@@ -211,9 +211,16 @@ struct Args {
     /// Bootstrap resamples.
     #[arg(long, default_value_t = 1000)]
     resamples: usize,
-    /// Seed of everything.
+    /// Seed of everything (test and validation users, item renumbering,
+    /// baselines, and training unless --train-seed is given).
     #[arg(long, default_value_t = 2024)]
     seed: u64,
+    /// Seed of the language models' training alone: initialisation,
+    /// example order, random features, validation users. The test users
+    /// stay those of --seed, so runs of two training seeds are paired on
+    /// the same users (seed-to-seed spread).
+    #[arg(long)]
+    train_seed: Option<u64>,
     /// Output folder (run directories, results, pictures).
     #[arg(long, default_value = "runs/elmrec/ml-100k")]
     out: PathBuf,
@@ -310,7 +317,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         eval_every: args.eval_every,
         patience: Some(args.patience),
         valid_users: args.valid_users,
-        seed: args.seed,
+        seed: args.train_seed.unwrap_or(args.seed),
         graph_edges: args.graph_edges,
         reindex: args.reindex,
         prompt_style: args.prompts,
@@ -371,8 +378,12 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             "t5" => v.name().to_string(),
             _ => format!("{label}-{}", v.name()),
         };
-        let (suffix, row_tag) = cfg.setting_names();
+        let (suffix, mut row_tag) = cfg.setting_names();
         name.push_str(&suffix);
+        if let Some(s) = args.train_seed.filter(|&s| s != args.seed) {
+            name.push_str(&format!("-train-seed{s}"));
+            row_tag.push_str(&format!(" [train seed {s}]"));
+        }
         let dir = args.out.join(name);
         println!(
             "training {label} {} (direct: {}, sequential: {}) in {} (budget {:.0} min)",

@@ -88,18 +88,30 @@ fn ml100k_rap_prompt_with_minilm_retrieval_and_the_smollm2_placeholder() {
     ) else {
         return;
     };
-    let (encoder, _) = graft_lm::SentenceEncoder::load(&minilm, graft::propagate::tch::Device::Cpu)
-        .expect("minilm");
     let cache = tempfile::tempdir().expect("tmp");
     let emb = item_embeddings(
         &data.dataset,
-        &encoder,
+        || Ok(graft_lm::SentenceEncoder::load(&minilm, graft::propagate::tch::Device::Cpu)?.0),
         "all-MiniLM-L6-v2",
         cache.path(),
         false,
     )
     .expect("embeddings");
     assert_eq!(emb.dim(), (1_682, 384));
+    // With every text cached, the encoder is not even loaded.
+    let again = item_embeddings(
+        &data.dataset,
+        || {
+            Err(graft_elcorec::ElcorecError::Config(
+                "no encoder here".into(),
+            ))
+        },
+        "all-MiniLM-L6-v2",
+        cache.path(),
+        false,
+    )
+    .expect("read back without an encoder");
+    assert_eq!(again, emb);
     let index = graft_retrieval::CosineIndex::new(emb.view()).expect("index");
     // Toy Story's nearest other movie by MiniLM text embedding is an animation.
     let toy = (0..1_682u32)

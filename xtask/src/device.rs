@@ -12,9 +12,13 @@
 //!
 //! The bundle, `target/device-bundle/carry/` (name it in the device tool's
 //! `carry`): the CUDA test binaries of graft-graph, graft-propagate,
-//! graft-lm and graft-lora and the elmrec and compare examples (stripped,
-//! in `bin.tar.xz`), the fixtures and Python scripts they read, Amazon
-//! Beauty, the T5 tokenizer, `check.sh` and `summary.py`. It must stay
+//! graft-lm and graft-lora and the elmrec, elcorec and compare examples
+//! (stripped, in `bin.tar.xz`), the fixtures and Python scripts they read,
+//! Amazon Beauty and MovieLens-100K, the T5 tokenizer, SmolLM2's GGUF
+//! metadata without its weights (architecture and tokenizer: the ELCoRec
+//! timing runs SmolLM2's shape with seeded random weights, as the 98 MB
+//! weights cannot travel), ML-100K's item embeddings (so the MiniLM files
+//! need not travel either), `check.sh` and `summary.py`. It must stay
 //! under 60 MiB. Before it is called done, its test binaries run their CPU
 //! tests here against the same libtorch 2.11 (whose CUDA libraries come
 //! from the project venv's `nvidia` folder, the same CUDA 13 family).
@@ -56,6 +60,8 @@ pub fn device_bundle() -> Result<()> {
     let src = source_tree(&libtorch)?;
     let bins = build(&src)?;
     let carry = assemble(&src, &bins, &models.t5_tokenizer, &python)?;
+    elcorec_inputs(&src, &carry, &bins, &libtorch, &models)?;
+    check_size(&carry)?;
     self_test(&bins, &libtorch, &python)?;
     step(&format!(
         "bundle ready: {} (carry it; run `sh {}/check.sh $OUT` on the GPU machine)",
@@ -238,8 +244,15 @@ fn build(src: &Path) -> Result<Vec<Built>> {
             path: PathBuf::from(path),
         });
     }
-    step("building the elmrec and compare examples (release)");
-    run(bundle_cargo(src).args(["build", "--release", "--example", "elmrec"]))?;
+    step("building the elmrec, elcorec and compare examples (release)");
+    run(bundle_cargo(src).args([
+        "build",
+        "--release",
+        "--example",
+        "elmrec",
+        "--example",
+        "elcorec",
+    ]))?;
     run(bundle_cargo(src).args([
         "build",
         "--release",
@@ -250,7 +263,7 @@ fn build(src: &Path) -> Result<Vec<Built>> {
         "--example",
         "compare",
     ]))?;
-    for name in ["elmrec", "compare"] {
+    for name in ["elmrec", "elcorec", "compare"] {
         bins.push(Built {
             name: name.into(),
             path: bundle_dir().join("target/release/examples").join(name),
@@ -268,7 +281,7 @@ fn field(line: &str, key: &str) -> Option<String> {
 }
 
 /// `target/device-bundle/carry`: binaries (compressed), fixtures, scripts,
-/// data, tokenizer, check script; refuses to exceed the size limit.
+/// data, tokenizer, check script.
 fn assemble(src: &Path, bins: &[Built], tokenizer: &Path, python: &Path) -> Result<PathBuf> {
     let carry = bundle_dir().join("carry");
     let _ = fs::remove_dir_all(&carry);
@@ -299,19 +312,67 @@ fn assemble(src: &Path, bins: &[Built], tokenizer: &Path, python: &Path) -> Resu
     }
     fs::write(carry.join("build_root"), src.display().to_string())
         .map_err(|e| format!("build_root: {e}"))?;
-    let beauty = super::shared_data().join("amazon/beauty");
-    if !beauty.is_dir() {
-        return Err(format!(
-            "{} not found: the device check trains on Amazon Beauty (set GRAFT_SHARED_DATA)",
-            beauty.display()
-        ));
+    for data in ["amazon/beauty", "ml-100k"] {
+        let from = super::shared_data().join(data);
+        if !from.is_dir() {
+            return Err(format!(
+                "{} not found: the device check trains on it (set GRAFT_SHARED_DATA)",
+                from.display()
+            ));
+        }
+        copy_dir(&from, &carry.join("data").join(data))?;
     }
-    copy_dir(&beauty, &carry.join("data/amazon/beauty"))?;
     copy(tokenizer, &carry.join("tokenizer.json"))?;
     for f in ["check.sh", "summary.py"] {
         copy(&root().join("device").join(f), &carry.join(f))?;
     }
-    let size = dir_size(&carry)?;
+    Ok(carry)
+}
+
+/// What the ELCoRec timing reads instead of files too large to carry:
+/// SmolLM2's GGUF without its tensors, and the item embeddings of
+/// ML-100K (computed here by the bundle's own elcorec binary).
+fn elcorec_inputs(
+    src: &Path,
+    carry: &Path,
+    bins: &[Built],
+    libtorch: &Path,
+    models: &super::Models,
+) -> Result<()> {
+    step("writing SmolLM2's metadata without its weights");
+    run(bundle_cargo(src)
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "graft-lm",
+            "--example",
+            "gguf",
+            "--",
+        ])
+        .arg(&models.smollm2_gguf)
+        .arg("--metadata-only")
+        .arg(carry.join("smollm2-meta.gguf")))?;
+    step("computing the ML-100K item embeddings (all-MiniLM-L6-v2)");
+    let elcorec = bins
+        .iter()
+        .find(|b| b.name == "elcorec")
+        .ok_or("no elcorec binary was built")?;
+    run(Command::new(&elcorec.path)
+        .arg("--data")
+        .arg(carry.join("data/ml-100k"))
+        .arg("--embed-only")
+        .arg("--embedding-cache")
+        .arg(carry.join("embeddings"))
+        .arg("--minilm")
+        .arg(&models.minilm_dir)
+        .env("LD_LIBRARY_PATH", libtorch.join("lib")))
+}
+
+/// Refuses a bundle over the size limit.
+fn check_size(carry: &Path) -> Result<()> {
+    let size = dir_size(carry)?;
     step(&format!(
         "bundle size {:.1} MiB (limit {} MiB)",
         size as f64 / f64::from(1 << 20),
@@ -322,7 +383,7 @@ fn assemble(src: &Path, bins: &[Built], tokenizer: &Path, python: &Path) -> Resu
             "the bundle is {size} bytes, over the {BUNDLE_LIMIT}-byte limit"
         ));
     }
-    Ok(carry)
+    Ok(())
 }
 
 /// The bundled test binaries' CPU tests, here, against libtorch 2.11.

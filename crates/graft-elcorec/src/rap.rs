@@ -22,17 +22,21 @@ const ENCODE_CHUNK: usize = 256;
 
 /// Sentence embeddings of every item's text ([`item_text`]), one row per
 /// dense item id, read from (and added to) the cache `cache_root` under
-/// `model_id`, so a second run encodes nothing.
+/// `model_id`, so a second run encodes nothing. `encoder` is called (once)
+/// only if some text is not in the cache: with a full cache the encoder's
+/// files need not exist (e.g. on a machine they cannot be carried to).
 ///
 /// # Errors
-/// Encoder and cache errors.
+/// Encoder (loading included) and cache errors.
 pub fn item_embeddings(
     ds: &Dataset,
-    encoder: &SentenceEncoder,
+    encoder: impl FnOnce() -> Result<SentenceEncoder>,
     model_id: &str,
     cache_root: &Path,
     progress: bool,
 ) -> Result<Array2<f32>> {
+    let mut load = Some(encoder);
+    let mut loaded: Option<SentenceEncoder> = None;
     let texts: Vec<String> = (0..ds.n_items() as u32).map(|i| item_text(ds, i)).collect();
     let mut cache = EmbeddingCache::open(cache_root, model_id)?.with_flush_threshold(ENCODE_CHUNK);
     let bar = if progress {
@@ -50,6 +54,15 @@ pub fn item_embeddings(
     for chunk in texts.chunks(ENCODE_CHUNK) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let part = cache.get_or_compute(&refs, |miss| -> Result<Array2<f32>> {
+            let encoder = match (loaded.as_ref(), load.take()) {
+                (Some(e), _) => e,
+                (None, Some(f)) => loaded.insert(f()?),
+                (None, None) => {
+                    return Err(ElcorecError::Config(
+                        "the sentence encoder failed to load".into(),
+                    ))
+                }
+            };
             let t = encoder
                 .encode(miss)?
                 .f_to_kind(Kind::Float)?

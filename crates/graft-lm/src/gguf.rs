@@ -797,6 +797,31 @@ impl GgufWriter {
         Self::default()
     }
 
+    /// A file with every metadata entry of `file` and none of its tensors:
+    /// the configuration and tokenizer of a model without its weights (a
+    /// few MB instead of a few hundred; e.g. to carry SmolLM2's
+    /// architecture and vocabulary to a machine the weights cannot reach,
+    /// for `Llama::random`, feature `tch`).
+    ///
+    /// ```
+    /// use graft_lm::gguf::{GgufFile, GgufValue, GgufWriter, GgmlType};
+    ///
+    /// let mut w = GgufWriter::new();
+    /// w.metadata("general.name", GgufValue::String("tiny".into()));
+    /// w.tensor_f32("t", &[2], &[1.0, 2.0], GgmlType::F32)?;
+    /// let full = GgufFile::parse(w.to_bytes()?)?;
+    /// let meta = GgufFile::parse(GgufWriter::metadata_of(&full).to_bytes()?)?;
+    /// assert_eq!(meta.metadata_str("general.name")?, "tiny");
+    /// assert!(meta.tensors().is_empty());
+    /// # Ok::<(), graft_lm::LmError>(())
+    /// ```
+    pub fn metadata_of(file: &GgufFile) -> Self {
+        Self {
+            metadata: file.metadata_entries().to_vec(),
+            tensors: Vec::new(),
+        }
+    }
+
     /// Adds (or replaces) a metadata entry.
     pub fn metadata(&mut self, key: &str, value: GgufValue) -> &mut Self {
         self.metadata.retain(|(k, _)| k != key);

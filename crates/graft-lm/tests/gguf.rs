@@ -141,6 +141,22 @@ fn metadata_of_every_type_round_trips() {
 }
 
 #[test]
+fn metadata_of_keeps_every_entry_and_no_tensor() {
+    let mut w = GgufWriter::new();
+    for (k, v) in all_value_types() {
+        w.metadata(&k, v);
+    }
+    w.tensor_f32("t", &[2, 32], &[0.5; 64], GgmlType::Q8_0)
+        .unwrap();
+    let full = GgufFile::parse(w.to_bytes().unwrap()).unwrap();
+    assert_eq!(full.tensors().len(), 1);
+    let meta = GgufFile::parse(GgufWriter::metadata_of(&full).to_bytes().unwrap()).unwrap();
+    assert_eq!(meta.metadata_entries(), full.metadata_entries());
+    assert!(meta.tensors().is_empty());
+    assert!(meta.tensor_info("t").is_none());
+}
+
+#[test]
 fn tensors_round_trip_with_shapes_innermost_first() {
     let x: Vec<f32> = (0..3 * 64)
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
@@ -413,6 +429,23 @@ fn smollm2_file_has_the_documented_layout() {
 
 fn smollm2() -> Option<GgufFile> {
     common::smollm2_gguf()
+}
+
+#[test]
+fn smollm2_metadata_only_file_keeps_the_tokenizer() {
+    let Some(f) = smollm2() else { return };
+    let bytes = GgufWriter::metadata_of(&f).to_bytes().unwrap();
+    // The vocabulary and merges, without 135M weights.
+    assert!(bytes.len() < 4 << 20, "{} bytes", bytes.len());
+    let meta = GgufFile::parse(bytes).unwrap();
+    assert!(meta.tensors().is_empty());
+    assert_eq!(meta.metadata_entries(), f.metadata_entries());
+    let text = "<|im_start|>user\nuser_12 rated item_345 (The Matrix, 1999)?<|im_end|>";
+    let ids = |g: &GgufFile| {
+        let tok = graft_lm::tokenizer::tokenizer_from_gguf(g).unwrap();
+        tok.encode(text, false).unwrap().get_ids().to_vec()
+    };
+    assert_eq!(ids(&meta), ids(&f));
 }
 
 #[test]

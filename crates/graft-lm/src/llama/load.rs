@@ -1,5 +1,5 @@
-//! Loading a [`Llama`] from a GGUF file or a Hugging Face checkpoint
-//! directory.
+//! Building a [`Llama`]: from a GGUF file, from a Hugging Face checkpoint
+//! directory, or with seeded random weights.
 
 use tch::{Device, Kind, Tensor};
 
@@ -115,18 +115,11 @@ impl Llama {
             rope_theta: hf.rope_theta.unwrap_or(10_000.0),
             rms_eps: hf.rms_norm_eps,
         };
-        if cfg.n_heads == 0
-            || cfg.n_kv_heads == 0
-            || cfg.hidden % cfg.n_heads != 0
-            || cfg.n_heads % cfg.n_kv_heads != 0
-            || (cfg.hidden / cfg.n_heads) % 2 != 0
-        {
-            return Err(LmError::Format {
-                path: Some(cfg_path),
-                offset: 0,
-                reason: format!("inconsistent attention shape: {cfg:?}"),
-            });
-        }
+        cfg.check_shape().map_err(|reason| LmError::Format {
+            path: Some(cfg_path),
+            offset: 0,
+            reason,
+        })?;
         let mut w = crate::weights::Weights::read(dir.join("model.safetensors"))?;
         let (h, hd, kv) = (cfg.hidden, cfg.head_dim(), cfg.n_kv_heads * cfg.head_dim());
         let mut take = |name: String, shape: &[usize]| -> Result<Tensor> {
@@ -179,4 +172,99 @@ impl Llama {
             report,
         ))
     }
+
+    /// A model of shape `cfg` with seeded random weights, as Hugging Face
+    /// initialises a fresh LLaMA: every matrix and the token embeddings
+    /// drawn from N(0, 0.02²), the RMSNorm gains 1, the output tied to the
+    /// embeddings. The same `seed` gives the same weights on every device
+    /// (drawn on the CPU, then moved).
+    ///
+    /// For timing and shape checks where the pretrained file cannot be had:
+    /// such a model knows nothing (with the config and tokenizer of a GGUF
+    /// file that holds metadata only, see [`GgufWriter::metadata_of`]).
+    ///
+    /// ```no_run
+    /// use graft_lm::{GgufFile, Llama, LlamaConfig};
+    ///
+    /// let meta = GgufFile::read("smollm2-metadata.gguf".as_ref())?;
+    /// let model = Llama::random(LlamaConfig::from_gguf(&meta)?, 0, tch::Device::Cpu)?;
+    /// assert_eq!(model.config().n_layers, 30);
+    /// # Ok::<(), graft_lm::LmError>(())
+    /// ```
+    ///
+    /// [`GgufWriter::metadata_of`]: crate::gguf::GgufWriter::metadata_of
+    ///
+    /// # Errors
+    ///
+    /// [`LmError::Format`] for an inconsistent attention shape;
+    /// [`LmError::Tch`] if libtorch fails.
+    pub fn random(cfg: LlamaConfig, seed: u64, device: Device) -> Result<Self> {
+        cfg.check_shape().map_err(|reason| LmError::Format {
+            path: None,
+            offset: 0,
+            reason,
+        })?;
+        let (h, kv) = (cfg.hidden, cfg.n_kv_heads * cfg.head_dim());
+        let mut stream = 0u64;
+        let mut normal = |shape: &[usize]| -> Result<Tensor> {
+            stream += 1;
+            let values = seeded_normal(shape.iter().product(), 0.02, seed, stream);
+            let dims: Vec<i64> = shape.iter().map(|&d| to_i64(d)).collect();
+            Ok(Tensor::f_from_slice(&values)?
+                .f_view(dims.as_slice())?
+                .f_to(device)?)
+        };
+        let ones = |n: usize| -> Result<Tensor> {
+            Ok(Tensor::f_ones([to_i64(n)], (Kind::Float, device))?)
+        };
+        let embedding = normal(&[cfg.vocab_size, h])?;
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for _ in 0..cfg.n_layers {
+            blocks.push(Block {
+                attn_norm: ones(h)?,
+                wq: normal(&[h, h])?,
+                wk: normal(&[kv, h])?,
+                wv: normal(&[kv, h])?,
+                wo: normal(&[h, h])?,
+                ffn_norm: ones(h)?,
+                w_gate: normal(&[cfg.ffn, h])?,
+                w_up: normal(&[cfg.ffn, h])?,
+                w_down: normal(&[h, cfg.ffn])?,
+            });
+        }
+        Ok(Self {
+            norm: ones(h)?,
+            embedding,
+            blocks,
+            output: None,
+            device,
+            lora: None,
+            cfg,
+        })
+    }
+}
+
+/// `n` draws from N(0, std²): SplitMix64 over (`seed`, `stream`) and the
+/// Box-Muller transform, so the values depend on nothing else.
+fn seeded_normal(n: usize, std: f64, seed: u64, stream: u64) -> Vec<f32> {
+    let mut state = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    // A uniform in (0, 1]: 53 random bits, never 0 (ln 0 is -inf).
+    let mut uniform = move || ((next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    let mut out = Vec::with_capacity(n + 1);
+    while out.len() < n {
+        let (u1, u2) = (uniform(), uniform());
+        let r = (-2.0 * u1.ln()).sqrt() * std;
+        let t = std::f64::consts::TAU * u2;
+        out.push((r * t.cos()) as f32);
+        out.push((r * t.sin()) as f32);
+    }
+    out.truncate(n);
+    out
 }

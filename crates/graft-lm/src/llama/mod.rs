@@ -31,7 +31,8 @@
 //!
 //! One file per job: this one holds the configuration, the weights and the
 //! forward pass (with scoring); `load.rs` reads GGUF files and Hugging Face
-//! checkpoints, `generate.rs` holds greedy and beam search.
+//! checkpoints (or draws seeded random weights), `generate.rs` holds greedy
+//! and beam search.
 
 use tch::{Device, Kind, Tensor};
 
@@ -96,19 +97,27 @@ impl LlamaConfig {
                 .unwrap_or(10_000.0),
             rms_eps: file.metadata_f64("llama.attention.layer_norm_rms_epsilon")?,
         };
-        if cfg.n_heads == 0
-            || cfg.n_kv_heads == 0
-            || cfg.hidden % cfg.n_heads != 0
-            || cfg.n_heads % cfg.n_kv_heads != 0
-            || (cfg.hidden / cfg.n_heads) % 2 != 0
-        {
-            return Err(LmError::Gguf {
-                path: None,
-                offset: 0,
-                reason: format!("inconsistent attention shape: {cfg:?}"),
-            });
-        }
+        cfg.check_shape().map_err(|reason| LmError::Gguf {
+            path: None,
+            offset: 0,
+            reason,
+        })?;
         Ok(cfg)
+    }
+
+    /// Whether the attention shape is consistent: heads divide the hidden
+    /// size, key/value heads divide the heads, and the head size is even
+    /// (rotary embeddings rotate pairs).
+    pub(crate) fn check_shape(&self) -> std::result::Result<(), String> {
+        if self.n_heads == 0
+            || self.n_kv_heads == 0
+            || self.hidden % self.n_heads != 0
+            || self.n_heads % self.n_kv_heads != 0
+            || (self.hidden / self.n_heads) % 2 != 0
+        {
+            return Err(format!("inconsistent attention shape: {self:?}"));
+        }
+        Ok(())
     }
 
     /// Size of one attention head.
