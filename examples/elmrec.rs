@@ -330,6 +330,15 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         bucket_by_length: args.bucket_by_length,
         ..ElmrecConfig::default()
     };
+    // Read before the baselines run, so that a wrong path fails at once
+    // (and not at all when no language model is trained).
+    let tok = match &backbone {
+        _ if args.baselines_only => None,
+        Backbone::Llama { weights, .. } => Some(graft_lm::tokenizer::tokenizer_from_gguf(
+            &graft_lm::gguf::GgufFile::read(weights)?,
+        )?),
+        _ => Some(graft_lm::t5::t5_tokenizer(&args.tokenizer.tokenizer)?),
+    };
     let boot = BootstrapConfig::new(args.resamples, 0.95, args.seed);
     let mut rows = Vec::new();
     if !args.no_baselines {
@@ -359,12 +368,6 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             r
         }));
     }
-    let tok = match &backbone {
-        Backbone::Llama { weights, .. } => {
-            graft_lm::tokenizer::tokenizer_from_gguf(&graft_lm::gguf::GgufFile::read(weights)?)?
-        }
-        _ => graft_lm::t5::t5_tokenizer(&args.tokenizer.tokenizer)?,
-    };
     let mut curves = Vec::new();
     let variants = if args.baselines_only {
         &[][..]
@@ -393,7 +396,8 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             dir.display(),
             args.budget_minutes
         );
-        let result = train_and_evaluate(&cfg, &eval, split, test, tok.clone(), &dir, rt)?;
+        let tok = tok.clone().ok_or("no tokenizer was read")?;
+        let result = train_and_evaluate(&cfg, &eval, split, test, tok, &dir, rt)?;
         let best = match (result.training.best_step, result.training.best_metric) {
             (Some(step), Some(m)) if cfg.validation == Validation::Loss => {
                 format!("best validation loss {:.4} at step {step}", -m)
