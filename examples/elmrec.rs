@@ -211,8 +211,9 @@ struct Args {
     /// Bootstrap resamples.
     #[arg(long, default_value_t = 1000)]
     resamples: usize,
-    /// Seed of everything (test and validation users, item renumbering,
-    /// baselines, and training unless --train-seed is given).
+    /// Seed of everything: test users and negatives, item renumbering,
+    /// baselines, and the language models' training (their validation
+    /// users included) unless --train-seed is given.
     #[arg(long, default_value_t = 2024)]
     seed: u64,
     /// Seed of the language models' training alone: initialisation,
