@@ -81,7 +81,7 @@ part 120 "$B/bin/elmrec" --data "$B/data/amazon/beauty" --tokenizer "$B/tokenize
 echo "elmrec $?" >>"$OUT/tests.txt"
 
 # The MiniLM files stay behind: every item embedding is in the cache.
-part 120 "$B/bin/elcorec" --data "$B/data/ml-100k" --models elcorec \
+part 150 "$B/bin/elcorec" --data "$B/data/ml-100k" --models elcorec \
     --gguf "$B/smollm2-meta.gguf" --llm-random-weights 0 \
     --embedding-cache "$B/embeddings" --minilm "$B/no-minilm" \
     --device cuda --bf16 --gat-max-steps 100 --max-steps 50 --llm-train-samples 3200 \
