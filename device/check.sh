@@ -16,8 +16,8 @@
 #                         token) of SmolLM2-135M's architecture with seeded
 #                         random weights (timing only) on MovieLens-100K
 #   summary.json          all of the above in one file
-# Each part has its own time limit, cut to what is left of 8 minutes, so
-# the whole script stays under 8 minutes. Exit status: 0 only if every
+# Each part has its own time limit, cut so that the parts after it keep
+# theirs and the whole script stays under 8 minutes. Exit status: 0 only if every
 # CUDA test passed.
 set -u
 B=$(cd "$(dirname "$0")" && pwd)
@@ -43,15 +43,17 @@ if [ ! -e "$ROOT" ]; then
 fi
 
 # Seconds a part may run: its own limit, or what is left of 8 minutes
-# (less 15 s for the summary), whichever is smaller.
+# (less 15 s for the summary) after RESERVE seconds are kept for the parts
+# after it, whichever is smaller.
 limit() {
-    left=$((start + 465 - $(date +%s)))
+    left=$((start + 465 - $2 - $(date +%s)))
     [ "$left" -lt "$1" ] && echo "$left" || echo "$1"
 }
-# Runs a part under `limit`, or records that no time was left (status 124).
+# part LIMIT RESERVE COMMAND...: runs a part under `limit`, or records that
+# no time was left (status 124).
 part() {
-    secs=$(limit "$1")
-    shift
+    secs=$(limit "$1" "$2")
+    shift 2
     if [ "$secs" -lt 5 ]; then
         echo "no time left" >&2
         return 124
@@ -64,30 +66,30 @@ status=0
 : >"$OUT/tests.txt"
 for t in "$B"/bin/test-*; do
     name=$(basename "$t")
-    part 90 "$t" cuda --test-threads 1 >"$OUT/$name.log" 2>&1
+    part 90 300 "$t" cuda --test-threads 1 >"$OUT/$name.log" 2>&1
     rc=$?
     echo "$name $rc" >>"$OUT/tests.txt"
     [ $rc -eq 0 ] || status=1
 done
 
-part 120 "$B/bin/compare" --device cuda --dims 512 --layers 4 --threads 16 --repeats 7 \
-    --shared-data "$B/data" --python "$PY" --out "$OUT/compare" >"$OUT/compare.log" 2>&1
-echo "compare $?" >>"$OUT/tests.txt"
-
-part 120 "$B/bin/elmrec" --data "$B/data/amazon/beauty" --tokenizer "$B/tokenizer.json" \
-    --backbone t5-small --variants none --tasks both --no-baselines --no-plots --bf16 \
-    --device cuda --max-steps 200 --eval-every 1000 --valid-users 20 --test-users 20 \
-    --budget-minutes 3 --out "$OUT/elmrec" >"$OUT/elmrec.log" 2>&1
-echo "elmrec $?" >>"$OUT/tests.txt"
-
 # The MiniLM files stay behind: every item embedding is in the cache.
-part 150 "$B/bin/elcorec" --data "$B/data/ml-100k" --models elcorec \
+part 130 170 "$B/bin/elcorec" --data "$B/data/ml-100k" --models elcorec \
     --gguf "$B/smollm2-meta.gguf" --llm-random-weights 0 \
     --embedding-cache "$B/embeddings" --minilm "$B/no-minilm" \
     --device cuda --bf16 --gat-max-steps 100 --max-steps 50 --llm-train-samples 3200 \
     --valid-samples 100 --llm-valid-samples 100 --test-samples 100 \
     --budget-minutes 2 --out "$OUT/elcorec" >"$OUT/elcorec.log" 2>&1
 echo "elcorec $?" >>"$OUT/tests.txt"
+
+part 80 90 "$B/bin/elmrec" --data "$B/data/amazon/beauty" --tokenizer "$B/tokenizer.json" \
+    --backbone t5-small --variants none --tasks both --no-baselines --no-plots --bf16 \
+    --device cuda --max-steps 200 --eval-every 1000 --valid-users 20 --test-users 20 \
+    --budget-minutes 3 --out "$OUT/elmrec" >"$OUT/elmrec.log" 2>&1
+echo "elmrec $?" >>"$OUT/tests.txt"
+
+part 90 0 "$B/bin/compare" --device cuda --dims 512 --layers 4 --threads 16 --repeats 7 \
+    --shared-data "$B/data" --python "$PY" --out "$OUT/compare" >"$OUT/compare.log" 2>&1
+echo "compare $?" >>"$OUT/tests.txt"
 
 "$PY" "$B/summary.py" "$OUT" "$(($(date +%s) - start))"
 exit $status

@@ -38,7 +38,10 @@ def step_times(out, run, drop, **about):
         return None
     secs = []
     for line in read(logs[0]).splitlines():
-        r = json.loads(line)
+        try:
+            r = json.loads(line)
+        except ValueError:  # a line cut short by a time limit
+            continue
         if "loss" in r:
             secs.append((r["step"], r["seconds"]))
     deltas = [b[1] - a[1] for a, b in zip(secs, secs[1:])][drop:]

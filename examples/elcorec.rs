@@ -136,7 +136,8 @@ struct Args {
     #[command(flatten)]
     gguf: GgufArg,
     /// Timing only: SmolLM2's architecture and tokenizer from the GGUF
-    /// (which may then hold metadata only, see the `gguf` example) with
+    /// (which may then hold metadata only: `cargo run -p graft-lm
+    /// --example gguf -- FILE --metadata-only OUT`) with
     /// weights drawn from this seed instead of the pretrained ones. The
     /// model knows nothing: its AUC is no result.
     #[arg(long, value_name = "SEED")]

@@ -141,7 +141,7 @@ fn metadata_of_every_type_round_trips() {
 }
 
 #[test]
-fn metadata_of_keeps_every_entry_and_no_tensor() {
+fn writer_metadata_of_a_file_keeps_every_entry_and_no_tensor() {
     let mut w = GgufWriter::new();
     for (k, v) in all_value_types() {
         w.metadata(&k, v);

@@ -130,3 +130,19 @@ fn an_inconsistent_shape_is_an_error() {
         Err(LmError::Format { .. })
     ));
 }
+
+#[test]
+fn absurd_sizes_are_an_error_not_an_allocation() {
+    let mut cfg = tiny().config().clone();
+    cfg.vocab_size = usize::MAX / 2;
+    assert!(matches!(
+        Llama::random(cfg.clone(), 0, Device::Cpu),
+        Err(LmError::Format { .. })
+    ));
+    cfg.vocab_size = 1 << 30;
+    cfg.n_layers = 1 << 20;
+    assert!(matches!(
+        Llama::random(cfg, 0, Device::Cpu),
+        Err(LmError::Format { .. })
+    ));
+}

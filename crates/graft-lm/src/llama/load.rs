@@ -186,7 +186,7 @@ impl Llama {
     /// ```no_run
     /// use graft_lm::{GgufFile, Llama, LlamaConfig};
     ///
-    /// let meta = GgufFile::read("smollm2-metadata.gguf".as_ref())?;
+    /// let meta = GgufFile::read("smollm2-meta.gguf".as_ref())?;
     /// let model = Llama::random(LlamaConfig::from_gguf(&meta)?, 0, tch::Device::Cpu)?;
     /// assert_eq!(model.config().n_layers, 30);
     /// # Ok::<(), graft_lm::LmError>(())
@@ -205,6 +205,27 @@ impl Llama {
             reason,
         })?;
         let (h, kv) = (cfg.hidden, cfg.n_kv_heads * cfg.head_dim());
+        // Sizes may come from metadata nobody checked: no overflow, and
+        // no allocation beyond what a real model could need.
+        let mul = |a: Option<usize>, b: usize| a.and_then(|a| a.checked_mul(b));
+        let add =
+            |a: Option<usize>, b: Option<usize>| a.and_then(|a| b.and_then(|b| a.checked_add(b)));
+        // q and o are h x h, k and v kv x h, gate/up/down ffn x h.
+        let attention = mul(add(mul(Some(h), 2), mul(Some(kv), 2)), h);
+        let feed_forward = mul(mul(Some(cfg.ffn), 3), h);
+        let blocks = mul(add(attention, feed_forward), cfg.n_layers);
+        match add(blocks, mul(Some(cfg.vocab_size), h)) {
+            Some(n) if n <= MAX_RANDOM_VALUES => {}
+            _ => {
+                return Err(LmError::Format {
+                    path: None,
+                    offset: 0,
+                    reason: format!(
+                        "more than {MAX_RANDOM_VALUES} weights, no model this builds: {cfg:?}"
+                    ),
+                })
+            }
+        }
         let mut stream = 0u64;
         let mut normal = |shape: &[usize]| -> Result<Tensor> {
             stream += 1;
@@ -243,6 +264,10 @@ impl Llama {
         })
     }
 }
+
+/// The most weights [`Llama::random`] draws (2^34, about 17 billion:
+/// a 13B model fits).
+const MAX_RANDOM_VALUES: usize = 1 << 34;
 
 /// `n` draws from N(0, std²): SplitMix64 over (`seed`, `stream`) and the
 /// Box-Muller transform, so the values depend on nothing else.
