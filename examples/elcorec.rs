@@ -211,8 +211,14 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         Some(domain) => CtrData::with_domain(ds, domain, samples)?,
     };
     let sizes = data.split.sizes();
+    // --embed-only writes nothing under --out, so the header names only the cache then.
+    let output = if args.embed_only {
+        format!("embeddings only, cache {}", args.embedding_cache.display())
+    } else {
+        format!("output in {}", args.out.display())
+    };
     println!(
-        "# ELCoRec on {} ({} users, {} items); CTR samples train {} / valid {} / test {} (positive rate {:.3}); output in {}",
+        "# ELCoRec on {} ({} users, {} items); CTR samples train {} / valid {} / test {} (positive rate {:.3}); {}",
         data.dataset.name,
         data.dataset.n_users(),
         data.dataset.n_items(),
@@ -220,7 +226,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         sizes.valid,
         sizes.test,
         graft::data::CtrSplit::positive_rate(&data.split.test),
-        args.out.display()
+        output
     );
     println!(
         "scored on {} seeded test samples; model selection on {} validation samples; K_gat {}, K {}",
