@@ -7,7 +7,10 @@ use graft_data::LeaveOneOut;
 use graft_graph::BipartiteGraph;
 use graft_lm::T5;
 use graft_prompt::{whole_word_ids, Task, Template, WholeWordMode};
-use graft_propagate::{LayerCombine, LightGcnConfig, SparseLayout, TchPropagator};
+use graft_propagate::ndarray::ArrayView2;
+use graft_propagate::{
+    LayerCombine, LightGcnConfig, Propagator, RustCsr, SparseLayout, TchPropagator,
+};
 use tch::{Device, Kind, Tensor};
 use tokenizers::Tokenizer;
 
@@ -79,6 +82,45 @@ impl Example {
 struct GraphPart {
     e0: Tensor,
     prop: TchPropagator,
+    /// graft's own CSR kernel for the propagations without autograd on the
+    /// CPU (two per training step: the table, and `E0`'s gradient): 2-5x
+    /// libtorch's sparse product there (docs/benchmarks.md). `None` on
+    /// other devices.
+    cpu: Option<RustCsr>,
+}
+
+impl GraphPart {
+    /// Mean of layers `0..=layers` of `x` (`[users + items, d]`) propagated,
+    /// without autograd history.
+    fn propagate_detached(&self, x: &Tensor, layers: usize) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let Some(cpu) = self.cpu.as_ref().filter(|_| x.device() == Device::Cpu) else {
+            return Ok(self.prop.forward(x, layers, &LayerCombine::Mean)?);
+        };
+        let size = x.size();
+        let (n, d) = match size.as_slice() {
+            [n, d] => (
+                usize::try_from(*n).unwrap_or(0),
+                usize::try_from(*d).unwrap_or(0),
+            ),
+            _ => {
+                return Err(ElmrecError::Config(format!(
+                    "graph table of shape {size:?}"
+                )))
+            }
+        };
+        let x = x.f_to_kind(Kind::Float)?.f_contiguous()?;
+        let mut buf = vec![0f32; n * d];
+        x.f_copy_data(&mut buf, n * d)?;
+        let view = ArrayView2::from_shape((n, d), &buf)
+            .map_err(|e| ElmrecError::Config(format!("graph table: {e}")))?;
+        let out = cpu.propagate(view, layers, &LayerCombine::Mean)?;
+        let flat = out.as_standard_layout();
+        let slice = flat
+            .as_slice()
+            .ok_or_else(|| ElmrecError::Config("propagated table not contiguous".into()))?;
+        Ok(Tensor::f_from_slice(slice)?.f_view([size[0], size[1]])?)
+    }
 }
 
 /// Tables computed once per forward (or once per evaluation pass).
@@ -191,7 +233,15 @@ impl ElmrecModel {
         let graph = if modes.contains(&EmbeddingMode::Graph) {
             let edges = cfg.graph_edges.edges(split, cfg.seed)?;
             let g = BipartiteGraph::from_edges(n_users, n_items, edges)?;
-            let prop = TchPropagator::new(&g.normalized()?, SparseLayout::Csr, device)?;
+            let adj = g.normalized()?;
+            let prop = TchPropagator::new(&adj, SparseLayout::Csr, device)?;
+            let cpu =
+                match device {
+                    Device::Cpu => Some(RustCsr::new(&adj)?.with_threads(
+                        usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1),
+                    )?),
+                    _ => None,
+                };
             let lg = LightGcnConfig {
                 dim: d,
                 layers: cfg.layers,
@@ -204,7 +254,7 @@ impl ElmrecModel {
                 .f_view([to_i64(n_users + n_items)?, to_i64(d)?])?
                 .f_to(device)?
                 .set_requires_grad(true);
-            Some(GraphPart { e0, prop })
+            Some(GraphPart { e0, prop, cpu })
         } else {
             None
         };
@@ -304,11 +354,20 @@ impl ElmrecModel {
     ///
     /// As [`TchPropagator::forward`].
     pub fn tables(&self) -> Result<Tables> {
+        self.tables_with(false)
+    }
+
+    /// [`tables`](Self::tables), differentiable or (`detached`) computed
+    /// without autograd on the device's fastest kernel.
+    fn tables_with(&self, detached: bool) -> Result<Tables> {
         let graph = match &self.graph {
             Some(g) => {
-                let t = g
-                    .prop
-                    .forward(&g.e0, self.cfg.layers, &LayerCombine::Mean)?;
+                let t = if detached {
+                    g.propagate_detached(&g.e0, self.cfg.layers)?
+                } else {
+                    g.prop
+                        .forward(&g.e0, self.cfg.layers, &LayerCombine::Mean)?
+                };
                 let zero = Tensor::f_zeros([1, t.size()[1]], (Kind::Float, self.device))?;
                 Some(Tensor::f_cat(&[zero, t], 0)?)
             }
@@ -325,10 +384,7 @@ impl ElmrecModel {
     ///
     /// As [`tables`](Self::tables).
     pub fn leaf_tables(&self) -> Result<Tables> {
-        let t = {
-            let _guard = tch::no_grad_guard();
-            self.tables()?
-        };
+        let t = self.tables_with(true)?;
         Ok(Tables {
             graph: t.graph.map(|g| g.detach().set_requires_grad(true)),
         })
@@ -352,11 +408,7 @@ impl ElmrecModel {
                 // E0's gradient is the table's gradient propagated (no
                 // autograd through the sparse products, whose backward
                 // transposes the CSR matrix every step).
-                let e0_grad = {
-                    let _guard = tch::no_grad_guard();
-                    g.prop
-                        .forward(&grad, self.cfg.layers, &LayerCombine::Mean)?
-                };
+                let e0_grad = g.propagate_detached(&grad, self.cfg.layers)?;
                 // d/dE0 sum(E0 * G) = G: adds G to E0's gradient.
                 g.e0.f_mul(&e0_grad)?.f_sum(Kind::Float)?.f_backward()?;
             }
@@ -376,8 +428,7 @@ impl ElmrecModel {
             .graph
             .as_ref()
             .ok_or_else(|| ElmrecError::Config("no graph-aware embedding in this model".into()))?;
-        let _guard = tch::no_grad_guard();
-        Ok(g.prop.forward(&g.e0, layers, &LayerCombine::Mean)?)
+        g.propagate_detached(&g.e0, layers)
     }
 
     fn mode(&self, task: Task) -> EmbeddingMode {
