@@ -7,9 +7,8 @@ use graft_data::LeaveOneOut;
 use graft_graph::BipartiteGraph;
 use graft_lm::T5;
 use graft_prompt::{whole_word_ids, Task, Template, WholeWordMode};
-use graft_propagate::ndarray::ArrayView2;
 use graft_propagate::{
-    LayerCombine, LightGcnConfig, Propagator, RustCsr, SparseLayout, TchPropagator,
+    propagate_tensor, LayerCombine, LightGcnConfig, RustCsr, SparseLayout, TchPropagator,
 };
 use tch::{Device, Kind, Tensor};
 use tokenizers::Tokenizer;
@@ -93,33 +92,17 @@ impl GraphPart {
     /// Mean of layers `0..=layers` of `x` (`[users + items, d]`) propagated,
     /// without autograd history.
     fn propagate_detached(&self, x: &Tensor, layers: usize) -> Result<Tensor> {
-        let _guard = tch::no_grad_guard();
-        let Some(cpu) = self.cpu.as_ref().filter(|_| x.device() == Device::Cpu) else {
-            return Ok(self.prop.forward(x, layers, &LayerCombine::Mean)?);
-        };
-        let size = x.size();
-        let (n, d) = match size.as_slice() {
-            [n, d] => (
-                usize::try_from(*n).unwrap_or(0),
-                usize::try_from(*d).unwrap_or(0),
-            ),
-            _ => {
-                return Err(ElmrecError::Config(format!(
-                    "graph table of shape {size:?}"
-                )))
-            }
-        };
-        let x = x.f_to_kind(Kind::Float)?.f_contiguous()?;
-        let mut buf = vec![0f32; n * d];
-        x.f_copy_data(&mut buf, n * d)?;
-        let view = ArrayView2::from_shape((n, d), &buf)
-            .map_err(|e| ElmrecError::Config(format!("graph table: {e}")))?;
-        let out = cpu.propagate(view, layers, &LayerCombine::Mean)?;
-        let flat = out.as_standard_layout();
-        let slice = flat
-            .as_slice()
-            .ok_or_else(|| ElmrecError::Config("propagated table not contiguous".into()))?;
-        Ok(Tensor::f_from_slice(slice)?.f_view([size[0], size[1]])?)
+        match &self.cpu {
+            Some(cpu) if x.device() == Device::Cpu => Ok(propagate_tensor(
+                cpu,
+                &x.f_to_kind(Kind::Float)?,
+                layers,
+                &LayerCombine::Mean,
+            )?),
+            _ => Ok(tch::no_grad(|| {
+                self.prop.forward(x, layers, &LayerCombine::Mean)
+            })?),
+        }
     }
 }
 

@@ -65,7 +65,7 @@ pub use gat::{GatBatch, GatLayerSpec, GatWeights, HeteroGat, HeteroGatConfig};
 pub use init::normal_embeddings;
 pub use lightgcn::{DenseReference, Propagator, RustCsr};
 #[cfg(feature = "tch")]
-pub use torch::{GraphEmbedding, SparseLayout, TchPropagator};
+pub use torch::{propagate_tensor, GraphEmbedding, SparseLayout, TchPropagator};
 
 pub use graft_graph;
 pub use ndarray;

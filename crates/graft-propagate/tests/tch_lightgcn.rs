@@ -9,8 +9,8 @@ use graft_propagate::bench::power_law_graph;
 use graft_propagate::ndarray::Array2;
 use graft_propagate::tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 use graft_propagate::{
-    normal_embeddings, DenseReference, GraphEmbedding, LayerCombine, LightGcnConfig,
-    PropagateError, Propagator, SparseLayout, TchPropagator,
+    normal_embeddings, propagate_tensor, DenseReference, GraphEmbedding, LayerCombine,
+    LightGcnConfig, PropagateError, Propagator, RustCsr, SparseLayout, TchPropagator,
 };
 
 fn to_tensor(a: &Array2<f32>) -> Tensor {
@@ -170,4 +170,56 @@ fn cuda_gradient_matches_cpu() {
             })
         ));
     }
+}
+
+/// `propagate_tensor` runs a pure-Rust kernel on a tensor: the values of
+/// the dense reference and of libtorch's product, no autograd history, and
+/// typed errors for what it cannot take.
+#[test]
+fn propagate_tensor_matches_libtorch_and_refuses_what_it_cannot_take() {
+    let g = graph();
+    let adj = g.normalized().unwrap();
+    let rust = RustCsr::new(&adj).unwrap().with_threads(2).unwrap();
+    let dense = DenseReference::new(&adj).unwrap();
+    let torch = TchPropagator::new(&adj, SparseLayout::Csr, Device::Cpu).unwrap();
+    let e0 = normal_embeddings(g.n_nodes(), 20, 0.5, 3);
+    let x = to_tensor(&e0).set_requires_grad(true);
+    for combine in [
+        LayerCombine::Mean,
+        LayerCombine::Weighted(vec![0.3, -0.5, 1.0, 2.0]),
+    ] {
+        let out = propagate_tensor(&rust, &x, 3, &combine).unwrap();
+        assert!(!out.requires_grad());
+        assert_eq!(out.size(), vec![g.n_nodes() as i64, 20]);
+        let want = dense.propagate(e0.view(), 3, &combine).unwrap();
+        let lib = to_array(&torch.forward(&x, 3, &combine).unwrap().detach());
+        for ((a, b), c) in to_array(&out).iter().zip(&want).zip(&lib) {
+            assert!((a - b).abs() < 1e-5 && (a - c).abs() < 1e-5, "{a} {b} {c}");
+        }
+    }
+    let mean = LayerCombine::Mean;
+    let err = |t: &Tensor| propagate_tensor(&rust, t, 2, &mean).unwrap_err();
+    assert!(matches!(
+        err(&to_tensor(&e0).view([-1])),
+        PropagateError::DimMismatch {
+            expected: 2,
+            got: 1,
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(&to_tensor(&e0).to_kind(Kind::Double)),
+        PropagateError::Config {
+            field: "tensor",
+            ..
+        }
+    ));
+    let short = Tensor::zeros([3, 20], (Kind::Float, Device::Cpu));
+    assert!(matches!(err(&short), PropagateError::DimMismatch { .. }));
+    let bad = to_tensor(&e0);
+    let _ = bad.get(5).get(7).fill_(f64::NAN);
+    assert!(matches!(
+        err(&bad),
+        PropagateError::NonFinite { row: 5, col: 7, .. }
+    ));
 }
