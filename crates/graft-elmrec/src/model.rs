@@ -82,9 +82,9 @@ struct GraphPart {
     e0: Tensor,
     prop: TchPropagator,
     /// graft's own CSR kernel for the propagations without autograd on the
-    /// CPU (two per training step: the table, and `E0`'s gradient): 2-5x
-    /// libtorch's sparse product there (docs/benchmarks.md). `None` on
-    /// other devices.
+    /// CPU (two per training step: the table, and `E0`'s gradient): 1.2x
+    /// (Beauty) and 1.5x (Sports) faster training steps with one thread
+    /// (docs/benchmarks.md). `None` on other devices.
     cpu: Option<RustCsr>,
 }
 
@@ -93,12 +93,9 @@ impl GraphPart {
     /// without autograd history.
     fn propagate_detached(&self, x: &Tensor, layers: usize) -> Result<Tensor> {
         match &self.cpu {
-            Some(cpu) if x.device() == Device::Cpu => Ok(propagate_tensor(
-                cpu,
-                &x.f_to_kind(Kind::Float)?,
-                layers,
-                &LayerCombine::Mean,
-            )?),
+            Some(cpu) if x.device() == Device::Cpu => {
+                Ok(propagate_tensor(cpu, x, layers, &LayerCombine::Mean)?)
+            }
             _ => Ok(tch::no_grad(|| {
                 self.prop.forward(x, layers, &LayerCombine::Mean)
             })?),
@@ -218,13 +215,14 @@ impl ElmrecModel {
             let g = BipartiteGraph::from_edges(n_users, n_items, edges)?;
             let adj = g.normalized()?;
             let prop = TchPropagator::new(&adj, SparseLayout::Csr, device)?;
-            let cpu =
-                match device {
-                    Device::Cpu => Some(RustCsr::new(&adj)?.with_threads(
-                        usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1),
-                    )?),
-                    _ => None,
-                };
+            // As many threads as libtorch's intra-op pool when the model is
+            // built; libtorch's product if the pool cannot be made.
+            let cpu = match device {
+                Device::Cpu => RustCsr::new(&adj)?
+                    .with_threads(usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1))
+                    .ok(),
+                _ => None,
+            };
             let lg = LightGcnConfig {
                 dim: d,
                 layers: cfg.layers,

@@ -274,8 +274,10 @@ impl Propagator for TchPropagator {
 /// # Errors
 ///
 /// [`PropagateError::DimMismatch`] unless `x` is a matrix;
-/// [`PropagateError::Config`] unless it holds `f32` on the CPU; as
-/// [`Propagator::propagate`] otherwise (wrong row count, NaN or infinity).
+/// [`PropagateError::Config`] unless it holds `f32` on the CPU;
+/// [`PropagateError::Tch`] if libtorch cannot copy it out (e.g. a sparse
+/// tensor); as [`Propagator::propagate`] otherwise (wrong row count, NaN or
+/// infinity).
 pub fn propagate_tensor(
     kernel: &dyn Propagator,
     x: &Tensor,

@@ -189,7 +189,6 @@ fn propagate_tensor_matches_libtorch_and_refuses_what_it_cannot_take() {
         LayerCombine::Weighted(vec![0.3, -0.5, 1.0, 2.0]),
     ] {
         let out = propagate_tensor(&rust, &x, 3, &combine).unwrap();
-        assert!(!out.requires_grad());
         assert_eq!(out.size(), vec![g.n_nodes() as i64, 20]);
         let want = dense.propagate(e0.view(), 3, &combine).unwrap();
         let lib = to_array(&torch.forward(&x, 3, &combine).unwrap().detach());
@@ -197,7 +196,20 @@ fn propagate_tensor_matches_libtorch_and_refuses_what_it_cannot_take() {
             assert!((a - b).abs() < 1e-5 && (a - c).abs() < 1e-5, "{a} {b} {c}");
         }
     }
+    // A transposed (non-contiguous) view and a narrowed one read the same
+    // values; zero columns give zero columns.
     let mean = LayerCombine::Mean;
+    let want = to_array(&propagate_tensor(&rust, &x, 2, &mean).unwrap());
+    let t = to_tensor(&e0).tr().contiguous().tr();
+    assert!(!t.is_contiguous());
+    let got = to_array(&propagate_tensor(&rust, &t, 2, &mean).unwrap());
+    assert!(got.iter().zip(&want).all(|(a, b)| a == b));
+    let wide = Tensor::cat(&[to_tensor(&e0), to_tensor(&e0)], 1).narrow(1, 20, 20);
+    let got = to_array(&propagate_tensor(&rust, &wide, 2, &mean).unwrap());
+    assert!(got.iter().zip(&want).all(|(a, b)| a == b));
+    let none = Tensor::zeros([g.n_nodes() as i64, 0], (Kind::Float, Device::Cpu));
+    let out = propagate_tensor(&rust, &none, 2, &mean).unwrap();
+    assert_eq!(out.size(), vec![g.n_nodes() as i64, 0]);
     let err = |t: &Tensor| propagate_tensor(&rust, t, 2, &mean).unwrap_err();
     assert!(matches!(
         err(&to_tensor(&e0).view([-1])),
