@@ -35,7 +35,7 @@ use graft_elcorec::rap::{item_embeddings, RapBuilder};
 use graft_elcorec::report::{markdown_table, paired_markdown, paired_readings, paper_auc};
 use graft_elcorec::{CtrData, CtrModel, GatExpert};
 use graft_prompt::rap::{Domain, RapConfig};
-use run_args::{write_results, DeviceArg, GgufArg};
+use run_args::{write_results, DeviceArg, GgufArg, SlowBf16Arg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -114,10 +114,13 @@ struct Args {
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
     /// Run the frozen SmolLM2's block projections in bf16 (1.5-2.2x faster
-    /// per step measured on CPUs with AVX512-BF16 or AMX; likely slower on
-    /// CPUs without them).
+    /// per step measured on CPUs with AVX512-BF16 or AMX; refused on CPUs
+    /// with neither AVX-512 nor bf16 instructions, where it is far slower,
+    /// see --allow-slow-bf16).
     #[arg(long)]
     bf16: bool,
+    #[command(flatten)]
+    slow_bf16: SlowBf16Arg,
     /// LLM validation every this many steps (with `--keep best`).
     #[arg(long, default_value_t = 50)]
     eval_every: u64,
@@ -174,6 +177,7 @@ fn main() -> std::process::ExitCode {
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let t0 = Instant::now();
     let rt = args.device.runtime()?;
+    args.slow_bf16.check(args.bf16, rt.device)?;
     let device = rt.device;
     let mut variants = Vec::new();
     let mut experts = Vec::new();

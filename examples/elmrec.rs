@@ -40,7 +40,7 @@ use graft_elmrec::{
 use graft_metrics::BootstrapConfig;
 use graft_prompt::PromptStyle;
 use graft_train::LrDecay;
-use run_args::{write_results, DeviceArg, GgufArg, T5TokenizerArg};
+use run_args::{write_results, DeviceArg, GgufArg, SlowBf16Arg, T5TokenizerArg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,10 +64,13 @@ struct Args {
     /// bf16 matrix products: for T5, mixed precision (f32 weights, norms
     /// and loss; see docs/benchmarks.md for the speed-up); with
     /// --finetune lora, the frozen SmolLM2's block projections in bf16
-    /// (1.5-2.2x faster per step). Faster on CPUs with AVX512-BF16 or AMX,
-    /// likely slower on CPUs without them.
+    /// (1.5-2.2x faster per step). Faster on CPUs with AVX512-BF16 or AMX;
+    /// refused on CPUs with neither AVX-512 nor bf16 instructions, where
+    /// it is far slower (see --allow-slow-bf16).
     #[arg(long)]
     bf16: bool,
+    #[command(flatten)]
+    slow_bf16: SlowBf16Arg,
     /// Start from this Hugging Face T5 checkpoint directory instead of random weights.
     #[arg(long)]
     init_dir: Option<PathBuf>,
@@ -248,6 +251,7 @@ fn main() -> std::process::ExitCode {
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let t0 = Instant::now();
     let rt = args.device.runtime()?;
+    args.slow_bf16.check(args.bf16, rt.device)?;
     let (_, ds) = args.data.load()?;
     let split = LeaveOneOut::new(&ds);
     let s = ds.stats();

@@ -1,5 +1,5 @@
 //! What the examples that train models share: the device argument, the
-//! SmolLM2 file argument, and how results are written.
+//! bf16 check, the SmolLM2 file argument, and how results are written.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,37 @@ impl DeviceArg {
     /// is not here is an error.
     pub fn runtime(&self) -> graft::train::Result<Runtime> {
         Runtime::from_device_name(&self.device)?.available()
+    }
+}
+
+/// The escape from the bf16 check ([`SlowBf16Arg::check`]).
+#[derive(clap::Args, Debug)]
+pub struct SlowBf16Arg {
+    /// Run --bf16 on a CPU without AVX-512 or bf16 instructions, where
+    /// libtorch's bf16 products are far slower than f32 (measured 25x per
+    /// T5 step); without this flag such a run stops before it starts.
+    /// For continuing a bf16 run on a weaker machine.
+    #[arg(long)]
+    pub allow_slow_bf16: bool,
+}
+
+impl SlowBf16Arg {
+    /// Refuses `--bf16` on the CPU when this machine runs bf16 products in
+    /// libtorch's generic loop ([`graft::lm::Bf16Support::Generic`]) and
+    /// the flag was not given; prints what the CPU offers otherwise.
+    pub fn check(&self, bf16: bool, device: graft::train::tch::Device) -> Result<(), String> {
+        if !bf16 || device != graft::train::tch::Device::Cpu {
+            return Ok(());
+        }
+        let support = graft::lm::bf16_support();
+        if support == graft::lm::Bf16Support::Generic && !self.allow_slow_bf16 {
+            return Err(format!(
+                "--bf16: {}; drop --bf16, or pass --allow-slow-bf16 to run anyway",
+                support.describe()
+            ));
+        }
+        println!("bf16: {}", support.describe());
+        Ok(())
     }
 }
 

@@ -168,8 +168,9 @@ pub enum Backbone {
         /// Runs the frozen base's block projections in bf16
         /// ([`Llama::set_projection_kind`](graft_lm::llama::Llama::set_projection_kind)),
         /// under f32 adapters: faster on CPUs with bf16 instructions
-        /// (AVX512-BF16, AMX; see `docs/benchmarks.md`), likely slower on
-        /// others. LoRA only: full fine-tuning trains the base in f32.
+        /// (AVX512-BF16, AMX; see `docs/benchmarks.md`), far slower on
+        /// CPUs without AVX-512 ([`graft_lm::cpu`]). LoRA only: full
+        /// fine-tuning trains the base in f32.
         #[serde(default)]
         bf16_base: bool,
     },
@@ -312,7 +313,8 @@ pub struct ElmrecConfig {
     /// T5 backbones: run the matrix products in bf16 with `f32` weights,
     /// norms and loss ([`T5::set_compute_kind`](graft_lm::T5::set_compute_kind);
     /// mixed precision, as PyTorch's CPU autocast). Faster on CPUs with
-    /// bf16 instructions (see `docs/benchmarks.md`), equal to `f32` only to
+    /// bf16 instructions (see `docs/benchmarks.md`), far slower on CPUs
+    /// without AVX-512 ([`graft_lm::cpu`]), equal to `f32` only to
     /// bf16's precision. A LLaMA backbone has its own switch
     /// ([`Backbone::Llama`]'s `bf16_base`). Written only when set.
     #[serde(default, skip_serializing_if = "is_default")]

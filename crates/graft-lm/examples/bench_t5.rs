@@ -220,6 +220,7 @@ fn main() -> BoxResult<()> {
          median of {}; {versions}",
         a.batch, a.source, a.target, a.threads, a.repeats
     );
+    println!("bf16: {}", graft_lm::bf16_support().describe());
     println!(
         "{:<10} {:<6} {:>10} {:>12} {:>16} {:>9} {:>9}",
         "model", "graft", "graft s", "hf f32 s", "hf bf16-auto s", "vs f32", "vs bf16"

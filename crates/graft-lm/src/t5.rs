@@ -472,8 +472,9 @@ impl T5 {
     /// `f32` weights stay the trained ones (their gradients flow back
     /// through the casts), so this is for training as well as inference.
     /// On CPUs with bf16 instructions (AVX512-BF16, AMX) a training step is
-    /// faster (measured in `docs/benchmarks.md`, `bench_t5`); results then
-    /// agree with `f32` to bf16's precision (about 3 significant digits),
+    /// faster (measured in `docs/benchmarks.md`, `bench_t5`), on CPUs
+    /// without AVX-512 far slower ([`crate::cpu`]). Results agree with
+    /// `f32` to bf16's precision (about 3 significant digits),
     /// not bit for bit. [`Kind::Float`] (the default) switches it off.
     ///
     /// # Errors

@@ -394,8 +394,8 @@ impl Llama {
     /// and LoRA training step 1.5-2.2x faster (measured on an Intel Xeon
     /// with AMX and an AMD EPYC with AVX512-BF16, `docs/benchmarks.md`),
     /// at bf16's precision (about 3 significant digits per weight); on
-    /// CPUs without them bf16 products are emulated, likely slower (not
-    /// measured).
+    /// CPUs without AVX-512 libtorch runs bf16 products in a generic loop,
+    /// far slower than `f32` ([`crate::cpu`] tells which CPU this is).
     ///
     /// Call it before [`attach_lora`](Self::attach_lora) (the adapters wrap
     /// the matrices as they are then) and before
