@@ -2,8 +2,9 @@
 //! refuse a bf16 setting that would make libtorch *slower*.
 //!
 //! libtorch sends a bf16 matrix product on the CPU to oneDNN only when the
-//! CPU has AVX-512 (F, BW, VL, DQ) or AVX-NE-CONVERT; otherwise it runs a
-//! generic loop that converts every element. On a 2-core AMD EPYC with
+//! CPU has AVX-512 (F, BW, VL, DQ) or, on recent Intel CPUs, AVX-NE-CONVERT
+//! (part of oneDNN's AVX2-VNNI-2 level); otherwise it runs a generic loop
+//! that converts every element. On a 2-core AMD EPYC with
 //! AVX2 only, one t5-mini training step (`examples/bench_t5.rs`, batch 64)
 //! took 70.7 s with bf16 products against 2.8 s in `f32`, and PyTorch's
 //! own bf16 autocast 63.1 s against 2.6 s (`docs/benchmarks.md`). With
@@ -33,7 +34,7 @@ pub enum Bf16Support {
     Native,
     /// oneDNN runs bf16 products by converting to `f32` in vector
     /// registers (AVX-512 or AVX-NE-CONVERT without bf16 dot products):
-    /// about `f32` speed, not measured here.
+    /// not measured here, and not expected to beat `f32`.
     Converted,
     /// Neither: libtorch's generic loop, far slower than `f32` (measured
     /// 25x per t5-mini training step on an AVX2-only AMD EPYC).
@@ -86,7 +87,7 @@ impl Bf16Support {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Native => "this CPU has bf16 instructions (AVX512-BF16, AMX-BF16 or Arm BF16): bf16 products are faster than f32",
-            Self::Converted => "this CPU has AVX-512 but no bf16 instructions: bf16 products run at about f32 speed",
+            Self::Converted => "this CPU has AVX-512 but no bf16 instructions: bf16 products are not expected to beat f32 (not measured)",
             Self::Generic => "this CPU has neither AVX-512 nor bf16 instructions: libtorch runs bf16 products in a generic loop, measured 25x slower than f32 per T5 training step",
             Self::Unknown => "this CPU's features could not be read",
         }
