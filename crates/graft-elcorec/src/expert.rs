@@ -6,7 +6,7 @@
 //! item feature (first genre / author). Node inputs:
 //! - user: a linear layer over the concatenated embeddings of the user ID
 //!   (unless [`GatExpertConfig::user_id`] is off) and the profile codes
-//!   ([`CtrFeatures::user_codes`]);
+//!   ([`CtrFeatures::user_codes`](graft_data::features::CtrFeatures::user_codes));
 //! - item: a linear layer over `[item-id embedding, rating embedding,
 //!   sin/cos(time gap)]`; the target has rating code 0 (unknown) and gap 0;
 //! - feature: an embedding of the feature code.

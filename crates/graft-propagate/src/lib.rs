@@ -39,7 +39,7 @@
 //!   [`GraphEmbedding`] and the GAT. Without it the crate is pure Rust and
 //!   needs no libtorch: `graft-propagate = { version = "0.1", features =
 //!   ["tch"] }` for the libtorch backends.
-//! * `bench` (off): the benchmark workloads ([`bench`], `gat::bench`) and
+//! * `bench` (off): the benchmark workloads ([`bench`](mod@bench), `gat::bench`) and
 //!   the safetensors exchange with the Python reference scripts
 //!   ([`exchange`]) that the benches, the `compare` example and the
 //!   equivalence tests use; not needed to propagate or train.

@@ -11,7 +11,7 @@
 //! * [`RunDir`]: a run's directory with `config.json` (a resume must use the
 //!   same configuration), an append-only `log.jsonl`, and result files.
 //! * [`EarlyStopping`] and [`TrainProgress`] (an indicatif bar).
-//! * [`train`]: the generic loop over a [`TrainTask`] with gradient
+//! * [`train`](fn@train): the generic loop over a [`TrainTask`] with gradient
 //!   accumulation, clipping, periodic evaluation, best-parameter saving,
 //!   a wall-clock budget over resumed segments, early stopping, and exact
 //!   resume: the seed of every step is a function of the step, and the log
