@@ -388,8 +388,8 @@ pub struct LlmConfig {
     /// Runs the frozen LLM's block projections in bf16
     /// ([`graft_lm::Llama::set_projection_kind`]): 1.5-2.2x faster per
     /// step measured on CPUs with bf16 instructions (AVX512-BF16, AMX),
-    /// far slower without AVX-512 ([`graft_lm::cpu`]); adapters, projection and everything else
-    /// stay `f32`.
+    /// far slower without AVX-512 ([`graft_lm::cpu`]); adapters,
+    /// projection and everything else stay `f32`.
     pub bf16_base: bool,
 }
 

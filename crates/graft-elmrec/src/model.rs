@@ -36,8 +36,11 @@ pub struct Example {
     /// The item to generate.
     pub target: u32,
     /// Which of the style's training templates renders this example
-    /// ([`PromptStyle::training`](graft_prompt::PromptStyle::training), index modulo their number); `None`: the
-    /// evaluation template ([`PromptStyle::evaluation`](graft_prompt::PromptStyle::evaluation)).
+    /// ([`PromptStyle::training`], index modulo their number); `None`: the
+    /// evaluation template ([`PromptStyle::evaluation`]).
+    ///
+    /// [`PromptStyle::training`]: graft_prompt::PromptStyle::training
+    /// [`PromptStyle::evaluation`]: graft_prompt::PromptStyle::evaluation
     pub template: Option<usize>,
 }
 

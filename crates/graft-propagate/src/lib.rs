@@ -39,10 +39,10 @@
 //!   [`GraphEmbedding`] and the GAT. Without it the crate is pure Rust and
 //!   needs no libtorch: `graft-propagate = { version = "0.1", features =
 //!   ["tch"] }` for the libtorch backends.
-//! * `bench` (off): the benchmark workloads ([`bench`](mod@bench), `gat::bench`) and
-//!   the safetensors exchange with the Python reference scripts
-//!   ([`exchange`]) that the benches, the `compare` example and the
-//!   equivalence tests use; not needed to propagate or train.
+//! * `bench` (off): the benchmark workloads ([`bench`](mod@bench),
+//!   `gat::bench`) and the safetensors exchange with the Python reference
+//!   scripts ([`exchange`]) that the benches, the `compare` example and
+//!   the equivalence tests use; not needed to propagate or train.
 //! * `cuda-tests`: runs the CUDA tests (they fail, not skip, without a GPU).
 
 #[cfg(feature = "bench")]
